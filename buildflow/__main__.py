@@ -1,0 +1,5 @@
+"""`python -m buildflow` runs the command line."""
+
+from buildflow.cli import main
+
+main()

@@ -1,0 +1,233 @@
+"""The command line: the only place that turns exceptions into exit codes and output formats."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from buildflow import __version__, log
+from buildflow.errors import EXIT_INTERNAL, EXIT_INVALID, BuildflowError, UsageError
+
+_EPILOG = """\b
+Exit codes:
+  0  success
+  1  a target failed to build (later commands)
+  2  invalid pipeline file or command line: one line per problem
+  3  internal error in buildflow (rerun with --debug and report it)
+"""
+
+_state = {"debug": False}
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+    epilog=_EPILOG,
+)
+@click.version_option(__version__, "--version", prog_name="buildflow")
+def cli() -> None:
+    """Build whole hierarchies of Docker images as one DAG.
+
+    \b
+    Describe your images once in buildflow.yaml (base -> cuda -> framework -> app),
+    then check and inspect the hierarchy before anything is built:
+      buildflow validate                       check the file, report every problem
+      buildflow plan                           order, generations, parents, tags, fingerprints
+      buildflow plan app                       app and everything it is built on
+      buildflow plan --downstream base         base and everything built on it
+      buildflow graph --format mermaid         the DAG for a README or a merge request
+      buildflow schema > pipeline.schema.json  JSON Schema for editors
+
+    The file format is documented in docs/pipeline-format.md.
+    """
+
+
+def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every pipeline command takes."""
+    options = [
+        click.option(
+            "-f",
+            "--file",
+            "file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=Path("buildflow.yaml"),
+            show_default=True,
+            help="Pipeline file.",
+        ),
+        click.option(
+            "--var",
+            "variables",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="Override a pipeline variable or a built-in such as git_commit (repeatable).",
+        ),
+        click.option(
+            "--registry", metavar="HOST[:PORT][/PATH]", help="Registry for tags without one (overrides the file)."
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["console", "json"]),
+            default="console",
+            show_default=True,
+            envvar="BUILDFLOW_LOG_FORMAT",
+            help="Log lines on stderr: readable, or JSON lines for machines.",
+        ),
+        click.option("--debug", is_flag=True, help="Debug logs, and a traceback for errors."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Target selection: names (with ancestors) and --downstream names (with descendants)."""
+    command = click.option(
+        "--downstream",
+        "downstream",
+        multiple=True,
+        metavar="TARGET",
+        help="Also select TARGET and every target built on it (repeatable).",
+    )(command)
+    return click.argument("targets", nargs=-1)(command)
+
+
+def _load(file: Path, variables: Sequence[str], registry: str | None, log_format: str, debug: bool) -> Any:
+    """Configure logging and load the pipeline named on the command line."""
+    _state["debug"] = debug
+    log.configure(level="debug" if debug else "info", log_format=log_format)
+    from buildflow.loader import load_pipeline
+
+    pipeline = load_pipeline(file, overrides=_parse_vars(variables), registry=registry, display=str(file))
+    log.event("debug", "pipeline.loaded", file=str(file), targets=len(pipeline.targets))
+    return pipeline
+
+
+def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
+    """NAME=VALUE pairs from --var."""
+    parsed = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise UsageError(f"--var {pair}: expected NAME=VALUE, e.g. --var tf=1.15.5")
+        parsed[name] = value
+    return parsed
+
+
+@cli.command()
+@_pipeline_options
+def validate(*, file: Path, variables: Sequence[str], registry: str | None, log_format: str, debug: bool) -> None:
+    """Check a pipeline file and report every problem in it (exit 2 if any)."""
+    pipeline = _load(file, variables, registry, log_format, debug)
+    edges = [edge for target in pipeline.targets.values() for edge in target.parents]
+    inferred = sum(1 for edge in edges if edge.kind == "inferred")
+    names = {target.name for target in pipeline.targets.values()}
+    click.echo(
+        f"{file}: valid: {len(pipeline.targets)} images of {len(names)} targets, "
+        f"{len(edges)} edges ({inferred} inferred from Dockerfiles)"
+    )
+
+
+@cli.command()
+@_selection_options
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_pipeline_options
+def plan(
+    *,
+    targets: Sequence[str],
+    downstream: Sequence[str],
+    output_format: str,
+    file: Path,
+    variables: Sequence[str],
+    registry: str | None,
+    log_format: str,
+    debug: bool,
+) -> None:
+    """Show what would be built: order, generation, parents, fingerprint and tags.
+
+    With TARGET names, only those targets and their ancestors; a name selects every matrix image of a
+    target, an id like 'app[tf=1.8.0]' selects one.
+    """
+    from buildflow.planner import make_plan
+    from buildflow.render import plan_json, plan_table
+
+    pipeline = _load(file, variables, registry, log_format, debug)
+    the_plan = make_plan(pipeline, targets, downstream)
+    click.echo(plan_json(the_plan) if output_format == "json" else plan_table(the_plan))
+
+
+@cli.command()
+@_selection_options
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "dot", "mermaid"]),
+    default="text",
+    show_default=True,
+    help="text for a terminal, dot for Graphviz, mermaid for Markdown.",
+)
+@_pipeline_options
+def graph(
+    *,
+    targets: Sequence[str],
+    downstream: Sequence[str],
+    output_format: str,
+    file: Path,
+    variables: Sequence[str],
+    registry: str | None,
+    log_format: str,
+    debug: bool,
+) -> None:
+    """Draw the DAG; inferred edges (from Dockerfile FROM lines) are marked."""
+    from buildflow.planner import make_plan
+    from buildflow.render import graph_dot, graph_mermaid, graph_text
+
+    pipeline = _load(file, variables, registry, log_format, debug)
+    the_plan = make_plan(pipeline, targets, downstream)
+    draw = {"text": graph_text, "dot": graph_dot, "mermaid": graph_mermaid}[output_format]
+    click.echo(draw(the_plan))
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of pipeline files (for editors: yaml-language-server, VS Code, JetBrains)."""
+    from buildflow.spec import schema as load_schema
+
+    click.echo(json.dumps(load_schema(), indent=2))
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Run the CLI and exit with a documented code."""
+    try:
+        cli.main(args=argv, prog_name="buildflow", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.exceptions.Abort:
+        click.echo("buildflow: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(EXIT_INVALID if error.exit_code == 2 else error.exit_code)
+    except BuildflowError as error:
+        _report(error)
+        sys.exit(error.exit_code)
+    except Exception as error:
+        click.echo(f"buildflow: internal error: {type(error).__name__}: {error}", err=True)
+        if _state["debug"]:
+            traceback.print_exc()
+        else:
+            click.echo("rerun with --debug for a traceback, and please report it", err=True)
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(0)
+
+
+def _report(error: BuildflowError) -> None:
+    """Print a user error: one line per problem, a traceback only with --debug."""
+    for line in error.lines():
+        click.echo(line, err=True)
+    if _state["debug"]:
+        traceback.print_exc()

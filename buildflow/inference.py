@@ -1,0 +1,76 @@
+"""Inferred edges: a Dockerfile that names another target's image (by tag or target name) depends on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from buildflow import references
+from buildflow.dockerfile import Dockerfile, ImageUse, image_uses
+from buildflow.model import Edge, EdgeKind
+
+
+class TagIndex:
+    """Which images publish a reference, by its normalised form, as written and as pushed.
+
+    Normalising every tag costs time on large pipelines, so the index is built on the first lookup.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[references.Reference, references.Reference, str]] = []
+        self._owners: dict[str, list[str]] = {}
+
+    def add(self, written: references.Reference, pushed: references.Reference, image_id: str) -> None:
+        """Record that `image_id` publishes `pushed` (written in the pipeline as `written`)."""
+        self._pending.append((written, pushed, image_id))
+
+    def owners(self, text: str) -> list[str]:
+        """The images that publish the reference `text` names (none for an invalid reference)."""
+        for written, pushed, image_id in self._pending:
+            full = references.normalized(pushed)
+            self._owners.setdefault(full, []).append(image_id)
+            if written.domain != pushed.domain:
+                self._owners.setdefault(references.normalized(written), []).append(image_id)
+        self._pending.clear()
+        try:
+            return self._owners.get(references.normalized(references.parse(text)), [])
+        except ValueError:
+            return []
+
+
+@dataclass(frozen=True, slots=True)
+class Ambiguity:
+    """A Dockerfile reference that matches several images."""
+
+    use: ImageUse
+    text: str
+    candidates: Sequence[str]
+
+    def message(self) -> str:
+        """What is wrong and what to do."""
+        shown = ", ".join(self.candidates[:3]) + ("…" if len(self.candidates) > 3 else "")
+        return (
+            f"Dockerfile line {self.use.line}: {self.use.instruction} {self.text} matches "
+            f"{len(self.candidates)} images ({shown}); declare from: to pick one per image"
+        )
+
+
+def inferred_edges(
+    dockerfile: Dockerfile,
+    build_args: Mapping[str, str],
+    image_id: str,
+    known_parents: set[str],
+    lookup: Callable[[str], list[str]],
+) -> tuple[list[Edge], list[Ambiguity]]:
+    """Edges to the images a Dockerfile names that are not declared parents, and ambiguous names."""
+    edges: list[Edge] = []
+    ambiguous: list[Ambiguity] = []
+    seen = set(known_parents)
+    for use, text in image_uses(dockerfile, build_args):
+        candidates = [candidate for candidate in lookup(text) if candidate != image_id]
+        if len(candidates) > 1:
+            ambiguous.append(Ambiguity(use, text, candidates))
+        elif candidates and candidates[0] not in seen:
+            seen.add(candidates[0])
+            edges.append(Edge(candidates[0], EdgeKind.INFERRED, text, use.line))
+    return edges, ambiguous

@@ -1,0 +1,73 @@
+"""Loading a pipeline file: read, validate against the schema, resolve; every problem reported at once."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+from buildflow import references
+from buildflow.errors import PipelineError, Problem
+from buildflow.model import Pipeline
+from buildflow.resolve import Resolver
+from buildflow.source import line_finder, read_document
+from buildflow.spec import PipelineSpec, schema_problems
+
+
+def load_pipeline(
+    path: Path,
+    *,
+    overrides: Mapping[str, str] | None = None,
+    registry: str | None = None,
+    display: str | None = None,
+) -> Pipeline:
+    """Load and resolve a pipeline file, or raise PipelineError listing every problem in it."""
+    display = display or str(path)
+    text, data = read_document(path, display)
+    problems = [dataclasses.replace(p, file=display) for p in schema_problems(data)]
+    broken: dict[str, set[str]] = {}
+    for problem in filter(_is_target_problem, problems):
+        broken.setdefault(str(problem.path[1]), set()).add(str(problem.path[2]) if len(problem.path) > 2 else "")
+    if registry is not None:
+        problems += _registry_problems(registry, "--registry")
+    elif isinstance(data.get("registry"), str):
+        problems += [
+            dataclasses.replace(p, file=display, path=("registry",)) for p in _registry_problems(data["registry"], "")
+        ]
+    if problems and not all(_is_target_problem(p) for p in problems):
+        raise PipelineError(_with_lines(problems, text, display))
+    spec: PipelineSpec = data
+    resolver = Resolver(
+        spec,
+        file=path,
+        display=display,
+        overrides=overrides or {},
+        registry=registry,
+        skip=broken,
+        uses_git="{git_" in text,
+    )
+    pipeline = resolver.resolve()
+    problems += resolver.problems
+    if problems or pipeline is None:
+        raise PipelineError(_with_lines(problems, text, display))
+    return pipeline
+
+
+def _is_target_problem(problem: Problem) -> bool:
+    """True for a problem inside one target, which leaves the other targets checkable."""
+    return len(problem.path) >= 2 and problem.path[0] == "targets"
+
+
+def _registry_problems(registry: str, where: str) -> list[Problem]:
+    """A registry must be a valid reference prefix such as localhost:5000/t2t."""
+    try:
+        references.parse(f"{registry.rstrip('/')}/probe")
+    except ValueError:
+        return [Problem(f"'{registry}' is not a registry like localhost:5000/team", file=where)]
+    return []
+
+
+def _with_lines(problems: list[Problem], text: str, display: str) -> list[Problem]:
+    """Add line numbers to the problems that point into the pipeline file."""
+    find = line_finder(text)
+    return [dataclasses.replace(p, line=find(p.path)) if p.file == display and p.line is None else p for p in problems]

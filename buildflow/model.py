@@ -1,0 +1,184 @@
+"""The resolved pipeline: frozen targets with every default, variable, matrix value and edge applied."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from buildflow.spec import TargetSpec
+from buildflow.variables import as_text
+
+BASE_IMAGE_ARG = "BASE_IMAGE"  # build arg buildflow sets to the first `from:` parent's pinned reference
+
+
+class EdgeKind(StrEnum):
+    """Why a target waits for another."""
+
+    FROM = "from"
+    DEPENDS_ON = "depends_on"
+    INFERRED = "inferred"
+
+
+class Edge(NamedTuple):
+    """A parent of a target and how buildflow learned of it (for inferred edges: the name as written)."""
+
+    parent: str
+    kind: EdgeKind
+    reference: str = ""
+    line: int = 0
+
+    @property
+    def detail(self) -> str:
+        """Where an inferred edge comes from: 'FROM cuda:9.0 (Dockerfile line 3)'."""
+        return f"{self.reference} (Dockerfile line {self.line})" if self.kind == EdgeKind.INFERRED else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A BuildKit secret: its id and where its value comes from (never the value)."""
+
+    id: str
+    source: str
+    location: str
+
+    @classmethod
+    def all_from_spec(cls, spec: TargetSpec) -> tuple[Secret, ...]:
+        """A target's declared secrets, sorted by id."""
+        found = []
+        for secret_id, source in sorted(spec.get("secrets", {}).items()) if "secrets" in spec else ():
+            kind, location = next(iter(source.items()))
+            found.append(cls(secret_id, kind, location))
+        return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """Where build cache is read from and written to."""
+
+    type: str
+    ref: str = ""
+    mode: str = "max"
+    dir: str = ""
+
+    @classmethod
+    def from_spec(cls, spec: TargetSpec, registry: str, name: str) -> CachePolicy:
+        """Registry cache by default when a registry is set, else none; refs and dirs per target."""
+        declared = spec.get("cache", "registry" if registry else "none")
+        settings = {"type": declared} if isinstance(declared, str) else declared
+        kind = settings["type"]
+        ref = settings.get("ref", f"{registry}/buildcache:{name}" if kind == "registry" and registry else "")
+        directory = settings.get("dir", f".buildflow/cache/{name}" if kind == "local" else "")
+        return cls(kind, ref, settings.get("mode", "max"), directory)
+
+
+@dataclass(frozen=True, slots=True)
+class TestPolicy:
+    """Commands run in a container of the built image."""
+
+    commands: tuple[str, ...] = ()
+    env: Mapping[str, str] | None = None
+    timeout: int = 300
+    network: str = "none"
+    gpus: str = ""
+    inherit: bool = True
+
+    @classmethod
+    def from_spec(cls, spec: TargetSpec) -> TestPolicy:
+        """The `test:` setting in its long form."""
+        declared = spec.get("test", [])
+        if not declared:
+            return _NO_TESTS
+        if isinstance(declared, list):
+            return cls(commands=tuple(declared))
+        return cls(
+            commands=tuple(declared.get("commands", [])),
+            env={key: as_text(value) for key, value in declared.get("env", {}).items()},
+            timeout=declared.get("timeout", 300),
+            network=declared.get("network", "none"),
+            gpus=declared.get("gpus", ""),
+            inherit=declared.get("inherit", True),
+        )
+
+
+_NO_TESTS = TestPolicy()
+
+
+class Target(NamedTuple):
+    """One image to build: a target, or one combination of a matrix target.
+
+    A NamedTuple rather than a frozen dataclass: just as immutable, and several times cheaper to create,
+    which matters when a pipeline expands to thousands of images.
+    """
+
+    id: str
+    name: str
+    matrix: Mapping[str, str]
+    description: str
+    context: Path
+    dockerfile: Path
+    stage: str
+    args: Mapping[str, str]
+    labels: Mapping[str, str]
+    tags: tuple[str, ...]
+    platforms: tuple[str, ...]
+    secrets: tuple[Secret, ...]
+    cache: CachePolicy
+    push: bool
+    network: str
+    tests: TestPolicy
+    parents: tuple[Edge, ...]
+    variables: Mapping[str, str]
+    fingerprint: str
+
+    def to_json(self, root: Path) -> dict[str, Any]:
+        """A JSON-ready description, paths relative to the pipeline directory."""
+        return {
+            "id": self.id,
+            "target": self.name,
+            "matrix": dict(self.matrix),
+            "description": self.description,
+            "context": _relative(self.context, root),
+            "dockerfile": _relative(self.dockerfile, root),
+            "stage": self.stage,
+            "parents": [{"id": e.parent, "kind": str(e.kind), "detail": e.detail} for e in self.parents],
+            "args": dict(self.args),
+            "labels": dict(self.labels),
+            "tags": list(self.tags),
+            "platforms": list(self.platforms),
+            "secrets": [secret.id for secret in self.secrets],
+            "cache": self.cache.type,
+            "push": self.push,
+            "network": self.network,
+            "tests": list(self.tests.commands),
+            "fingerprint": self.fingerprint,
+        }
+
+
+def _relative(path: Path, root: Path) -> str:
+    """A path relative to the pipeline directory, with forward slashes."""
+    try:
+        return path.relative_to(root).as_posix() or "."
+    except ValueError:
+        return path.as_posix()
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A resolved pipeline: its targets by id (in file order), their generations, and the DAG over them."""
+
+    file: Path
+    root: Path
+    registry: str
+    targets: Mapping[str, Target]
+    generations: list[list[str]]  # target ids by depth in the DAG, file order inside each
+
+    @cached_property
+    def graph(self) -> Any:
+        """The DAG as a networkx DiGraph (edge parent -> child, attribute `kind`), built on first use."""
+        from buildflow.graph import digraph
+
+        return digraph({t.id: [(e.parent, str(e.kind)) for e in t.parents] for t in self.targets.values()})

@@ -1,0 +1,65 @@
+"""Plans: which targets a command works on, in which order and generation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from buildflow.errors import UsageError, did_you_mean
+from buildflow.graph import closure
+from buildflow.model import Pipeline, Target
+
+
+class Step(NamedTuple):
+    """One target in a plan: its place in the order and its generation (depth in the DAG)."""
+
+    order: int
+    generation: int
+    target: Target
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The selected targets in dependency order."""
+
+    pipeline: Pipeline
+    steps: tuple[Step, ...]
+
+
+def select(pipeline: Pipeline, names: Sequence[str], downstream: Sequence[str] = ()) -> set[str]:
+    """Ids selected by names (with their ancestors) and --downstream names (with their descendants)."""
+    if not names and not downstream:
+        return set(pipeline.targets)
+    selected = closure(pipeline.graph, _ids(pipeline, names), downstream=False) if names else set()
+    if downstream:
+        selected |= closure(pipeline.graph, _ids(pipeline, downstream), downstream=True)
+    return selected
+
+
+def _ids(pipeline: Pipeline, names: Sequence[str]) -> list[str]:
+    """Target ids for names: a target name means all its matrix images; an image id means itself."""
+    by_name: dict[str, list[str]] = {}
+    for target in pipeline.targets.values():
+        by_name.setdefault(target.name, []).append(target.id)
+    ids = []
+    for name in names:
+        if name in pipeline.targets:
+            ids.append(name)
+        elif name in by_name:
+            ids.extend(by_name[name])
+        else:
+            hint = did_you_mean(name, by_name) or f"; targets are: {', '.join(list(by_name)[:20])}"
+            raise UsageError(f"unknown target '{name}'{hint}")
+    return ids
+
+
+def make_plan(pipeline: Pipeline, names: Sequence[str] = (), downstream: Sequence[str] = ()) -> Plan:
+    """The plan for a selection: dependency order, generations counted over the whole pipeline."""
+    selected = select(pipeline, names, downstream)
+    steps: list[Step] = []
+    for generation, layer in enumerate(pipeline.generations):
+        for target_id in layer:
+            if target_id in selected:
+                steps.append(Step(len(steps) + 1, generation, pipeline.targets[target_id]))
+    return Plan(pipeline, tuple(steps))

@@ -1,0 +1,252 @@
+"""The raw pipeline spec: its JSON Schema, typed views of validated data, and schema problems in plain words."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any, Required, TypedDict
+
+from buildflow.errors import FieldPath, Problem, did_you_mean
+
+SCHEMA_PATH = Path(__file__).with_name("pipeline.schema.json")
+
+Scalar = str | int | float | bool
+
+
+class ParentSpec(TypedDict, total=False):
+    """A conditional parent: {target: NAME, when: {AXIS: VALUE}}."""
+
+    target: Required[str]
+    when: dict[str, Scalar | list[Scalar]]
+
+
+class CacheSpec(TypedDict, total=False):
+    """The long form of `cache:`."""
+
+    type: Required[str]
+    ref: str
+    mode: str
+    dir: str
+
+
+class TestSpec(TypedDict, total=False):
+    """The long form of `test:`."""
+
+    commands: list[str]
+    env: dict[str, Scalar]
+    timeout: int
+    network: str
+    gpus: str
+    inherit: bool
+
+
+class MatrixSpec(TypedDict, total=False):
+    """Matrix axes plus the reserved keys exclude and include."""
+
+    exclude: list[dict[str, Scalar]]
+    include: list[dict[str, Scalar]]
+
+
+TargetSpec = TypedDict(
+    "TargetSpec",
+    {
+        "description": str,
+        "context": str,
+        "dockerfile": str,
+        "stage": str,
+        "from": str | ParentSpec | list[str | ParentSpec],
+        "depends_on": str | list[str],
+        "args": dict[str, Scalar],
+        "vars": dict[str, Scalar],
+        "tags": list[str],
+        "platforms": list[str],
+        "labels": dict[str, Scalar],
+        "secrets": dict[str, dict[str, str]],
+        "cache": str | CacheSpec,
+        "push": bool,
+        "network": str,
+        "test": list[str] | TestSpec,
+        "matrix": dict[str, Any],
+    },
+    total=False,
+)
+
+
+class PipelineSpec(TypedDict, total=False):
+    """A whole validated pipeline file."""
+
+    version: Required[int]
+    registry: str
+    vars: dict[str, Scalar]
+    defaults: TargetSpec
+    targets: Required[dict[str, TargetSpec]]
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of pipeline files."""
+    with SCHEMA_PATH.open(encoding="utf-8") as handle:
+        loaded: dict[str, Any] = json.load(handle)
+    return loaded
+
+
+@cache
+def _validator() -> Any:
+    import jsonschema_rs
+
+    return jsonschema_rs.validator_for(schema())
+
+
+def schema_problems(data: Any) -> list[Problem]:
+    """Every way `data` breaks the schema, as problems with field paths (no file or line yet)."""
+    validator = _validator()
+    if validator.is_valid(data):
+        return []
+    problems: list[Problem] = []
+    for error in validator.iter_errors(data):
+        problems.extend(_explain(error))
+    return problems
+
+
+def _explain(error: Any) -> list[Problem]:
+    """Turn one validation error into problems with plain messages."""
+    path: FieldPath = tuple(error.instance_path)
+    kind = type(error.kind).__name__
+    node = _schema_node(list(error.schema_path)[:-1])
+    if kind == "AdditionalProperties":
+        known = sorted(node.get("properties", {}))
+        return [_unknown_key(path, key, known) for key in error.kind.unexpected]
+    if kind == "AnyOf":
+        return _explain_any_of(error, path, node)
+    if kind == "PropertyNames":
+        bad = error.kind.error.instance
+        rule = _schema_node(list(error.kind.error.schema_path)[:-1]).get("description", "")
+        return [Problem(f"invalid name '{bad}'" + (f": {rule}" if rule else ""), (*path, str(bad)))]
+    return [Problem(_message(kind, error, node), path)]
+
+
+def _unknown_key(path: FieldPath, key: str, known: list[str]) -> Problem:
+    """An unknown key, with the closest known one."""
+    hint = did_you_mean(key, known) or f" — known keys: {', '.join(known)}"
+    return Problem(f"unknown key{hint}", (*path, key))
+
+
+def _explain_any_of(error: Any, path: FieldPath, node: dict[str, Any]) -> list[Problem]:
+    """Explain the one branch whose type fits the value, else say what was expected."""
+    value_type = _json_type(error.instance)
+    fitting = [
+        branch_errors
+        for branch_schema, branch_errors in zip(node.get("anyOf", []), error.kind.context, strict=False)
+        if value_type in _branch_types(branch_schema)
+    ]
+    if len(fitting) == 1:
+        return [problem for nested in fitting[0] for problem in _explain(nested)]
+    expected = node.get("x-expected", "another kind of value")
+    return [Problem(f"expected {expected}, got {_describe(error.instance)}", path)]
+
+
+def _json_type(value: Any) -> str:
+    """The JSON type name of a Python value."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    names = {float: "number", str: "string", list: "array", dict: "object"}
+    return names.get(type(value), "null")
+
+
+def _branch_types(branch: dict[str, Any]) -> set[str]:
+    """The JSON types a schema branch accepts."""
+    if "$ref" in branch:
+        branch = _schema_node(branch["$ref"].removeprefix("#/").split("/"))
+    if "anyOf" in branch:
+        return set().union(*(_branch_types(sub) for sub in branch["anyOf"]))
+    if "enum" in branch:
+        return {_json_type(option) for option in branch["enum"]}
+    declared = branch.get("type", [])
+    types = {declared} if isinstance(declared, str) else set(declared)
+    return types | {"integer"} if "number" in types else types
+
+
+def _message(kind: str, error: Any, node: dict[str, Any]) -> str:
+    """The plain-words message for one simple validation error (the validator's own words otherwise)."""
+    explain = _MESSAGES.get(kind)
+    return (explain(error, node) if explain else None) or str(error.message)
+
+
+def _type_message(error: Any, node: dict[str, Any]) -> str:
+    expected = node.get("x-expected") or " or ".join(_TYPE_WORDS.get(t, t) for t in error.kind.types)
+    return f"expected {expected}, got {_describe(error.instance)}"
+
+
+def _enum_message(error: Any, node: dict[str, Any]) -> str:
+    options = [str(option) for option in error.kind.options]
+    return f"'{error.instance}' is not one of {', '.join(options)}{did_you_mean(str(error.instance), options)}"
+
+
+def _constant_message(error: Any, node: dict[str, Any]) -> str:
+    return f"unsupported version {error.instance!r}: this buildflow reads version {error.kind.expected_value}"
+
+
+def _required_message(error: Any, node: dict[str, Any]) -> str:
+    missing = error.message.split('"')[1] if '"' in error.message else error.message
+    return f"missing required key '{missing}'"
+
+
+def _pattern_message(error: Any, node: dict[str, Any]) -> str:
+    rule = node.get("description") or node.get("x-expected")
+    return f"'{error.instance}' is not allowed here" + (f"; expected {rule}" if rule else "")
+
+
+def _size_message(error: Any, node: dict[str, Any]) -> str | None:
+    if isinstance(error.instance, dict) and not error.instance:
+        return "must not be empty"
+    return f"expected {node['x-expected']}" if "x-expected" in node else None
+
+
+_MESSAGES: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
+    "Type": _type_message,
+    "Enum": _enum_message,
+    "Constant": _constant_message,
+    "Required": _required_message,
+    "Pattern": _pattern_message,
+    "MinProperties": _size_message,
+    "MaxProperties": _size_message,
+}
+
+
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "boolean": "true or false",
+    "number": "a number",
+    "array": "a list",
+    "object": "a mapping",
+}
+
+
+def _describe(value: Any) -> str:
+    """A short description of a value for messages: 'a list', 'the number 3'."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string '{value[:40]}'"
+    if value is None:
+        return "nothing (null)"
+    return "a list" if isinstance(value, list) else "a mapping"
+
+
+def _schema_node(schema_path: Any) -> dict[str, Any]:
+    """The schema node at a schema path (refs already resolved by the validator)."""
+    node: Any = schema()
+    for part in schema_path:
+        in_dict = isinstance(node, dict) and part in node
+        if in_dict or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            node = node[part]
+        else:
+            return {}
+    return node if isinstance(node, dict) else {}

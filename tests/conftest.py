@@ -1,0 +1,51 @@
+"""Shared test helpers: pipelines written from inline text into temporary directories."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from buildflow.errors import PipelineError
+from buildflow.loader import load_pipeline
+from buildflow.model import Pipeline
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_pipeline(root: Path, text: str, files: Mapping[str, str] | None = None, name: str = "buildflow.yaml") -> Path:
+    """Write a pipeline file and its files (path -> content); every context named `*/Dockerfile` is created."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / name
+    path.write_text(textwrap.dedent(text))
+    for relative, content in (files or {}).items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(content))
+    return path
+
+
+def dockerfiles(*contexts: str, body: str = "FROM scratch\n") -> dict[str, str]:
+    """A Dockerfile for each context."""
+    return {f"{context}/Dockerfile": body for context in contexts}
+
+
+def load(root: Path, text: str, files: Mapping[str, str] | None = None, **options: object) -> Pipeline:
+    """Write and load a pipeline."""
+    return load_pipeline(write_pipeline(root, text, files), **options)  # type: ignore[arg-type]
+
+
+def problems(root: Path, text: str, files: Mapping[str, str] | None = None, **options: object) -> list[str]:
+    """The rendered problem lines of a pipeline that must fail to load."""
+    with pytest.raises(PipelineError) as caught:
+        load(root, text, files, **options)
+    return caught.value.lines()
+
+
+def one_problem(root: Path, text: str, files: Mapping[str, str] | None = None, **options: object) -> str:
+    """The single problem line of a pipeline that must fail to load."""
+    lines = problems(root, text, files, **options)
+    assert len(lines) == 1, lines
+    return lines[0]
