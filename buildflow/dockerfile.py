@@ -45,6 +45,10 @@ class Dockerfile:
         default_factory=dict, repr=False
     )
 
+    def only_uses(self, variable: str) -> bool:
+        """True when every image this Dockerfile names is exactly $VARIABLE or ${VARIABLE}."""
+        return bool(self.uses) and all(use.text in (f"${variable}", f"${{{variable}}}") for use in self.uses)
+
 
 def read(path: Path) -> Dockerfile:
     """Parse a Dockerfile with BuildKit's own parser; raise DockerfileError where BuildKit would."""

@@ -17,10 +17,14 @@ def layers(parents: Mapping[str, Sequence[str]]) -> tuple[list[list[str]], list[
     Nodes keep their mapping order inside a generation. The second result lists the nodes that could not
     be placed because they are on a cycle or below one.
     """
-    waiting = {node: len(set(node_parents)) for node, node_parents in parents.items()}
+    parents = {
+        node: node_parents if len(node_parents) < 2 else list(dict.fromkeys(node_parents))
+        for node, node_parents in parents.items()
+    }
+    waiting = {node: len(node_parents) for node, node_parents in parents.items()}
     children: dict[str, list[str]] = {node: [] for node in parents}
     for node, node_parents in parents.items():
-        for parent in set(node_parents):
+        for parent in node_parents:
             children.setdefault(parent, []).append(node)
     position = {node: index for index, node in enumerate(parents)}
     current = [node for node, count in waiting.items() if count == 0]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from buildflow import references
 from buildflow.errors import PipelineError, Problem
 from buildflow.model import Pipeline
 from buildflow.resolve import Resolver
 from buildflow.source import line_finder, read_document
-from buildflow.spec import PipelineSpec, schema_problems
+from buildflow.spec import schema_problems
 
 
 def load_pipeline(
@@ -24,26 +25,16 @@ def load_pipeline(
     """Load and resolve a pipeline file, or raise PipelineError listing every problem in it."""
     display = display or str(path)
     text, data = read_document(path, display)
-    problems = [dataclasses.replace(p, file=display) for p in schema_problems(data)]
-    broken: dict[str, set[str]] = {}
-    for problem in filter(_is_target_problem, problems):
-        broken.setdefault(str(problem.path[1]), set()).add(str(problem.path[2]) if len(problem.path) > 2 else "")
-    if registry is not None:
-        problems += _registry_problems(registry, "--registry")
-    elif isinstance(data.get("registry"), str):
-        problems += [
-            dataclasses.replace(p, file=display, path=("registry",)) for p in _registry_problems(data["registry"], "")
-        ]
-    if problems and not all(_is_target_problem(p) for p in problems):
+    problems = _schema_problems(data, display, registry)
+    if problems and not all(map(_is_target_problem, problems)):
         raise PipelineError(_with_lines(problems, text, display))
-    spec: PipelineSpec = data
     resolver = Resolver(
-        spec,
+        data,
         file=path,
         display=display,
         overrides=overrides or {},
         registry=registry,
-        skip=broken,
+        skip=_broken_fields(problems),
         uses_git="{git_" in text,
     )
     pipeline = resolver.resolve()
@@ -53,17 +44,36 @@ def load_pipeline(
     return pipeline
 
 
+def _schema_problems(data: Any, display: str, registry: str | None) -> list[Problem]:
+    """Schema problems, plus a registry (from --registry or the file) that is not a reference prefix."""
+    problems = [dataclasses.replace(p, file=display) for p in schema_problems(data)]
+    if registry is not None:
+        problems += _registry_problems(registry, "--registry", ())
+    elif isinstance(data.get("registry"), str):
+        problems += _registry_problems(data["registry"], display, ("registry",))
+    return problems
+
+
+def _broken_fields(problems: list[Problem]) -> dict[str, set[str]]:
+    """For each target with schema problems, the settings they are in ('' for the target as a whole)."""
+    broken: dict[str, set[str]] = {}
+    for problem in filter(_is_target_problem, problems):
+        setting = str(problem.path[2]) if len(problem.path) > 2 else ""
+        broken.setdefault(str(problem.path[1]), set()).add(setting)
+    return broken
+
+
 def _is_target_problem(problem: Problem) -> bool:
     """True for a problem inside one target, which leaves the other targets checkable."""
     return len(problem.path) >= 2 and problem.path[0] == "targets"
 
 
-def _registry_problems(registry: str, where: str) -> list[Problem]:
+def _registry_problems(registry: str, where: str, path: tuple[str, ...]) -> list[Problem]:
     """A registry must be a valid reference prefix such as localhost:5000/t2t."""
     try:
         references.parse(f"{registry.rstrip('/')}/probe")
     except ValueError:
-        return [Problem(f"'{registry}' is not a registry like localhost:5000/team", file=where)]
+        return [Problem(f"'{registry}' is not a registry like localhost:5000/team", path, where)]
     return []
 
 

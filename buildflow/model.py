@@ -65,14 +65,19 @@ class CachePolicy:
     dir: str = ""
 
     @classmethod
-    def from_spec(cls, spec: TargetSpec, registry: str, name: str) -> CachePolicy:
-        """Registry cache by default when a registry is set, else none; refs and dirs per target."""
+    def from_spec(cls, spec: TargetSpec, registry: str) -> CachePolicy:
+        """Registry cache by default when a registry is set, else none; empty ref and dir mean the defaults."""
         declared = spec.get("cache", "registry" if registry else "none")
         settings = {"type": declared} if isinstance(declared, str) else declared
-        kind = settings["type"]
-        ref = settings.get("ref", f"{registry}/buildcache:{name}" if kind == "registry" and registry else "")
-        directory = settings.get("dir", f".buildflow/cache/{name}" if kind == "local" else "")
-        return cls(kind, ref, settings.get("mode", "max"), directory)
+        return cls(settings["type"], settings.get("ref", ""), settings.get("mode", "max"), settings.get("dir", ""))
+
+    def ref_for(self, registry: str, target: str) -> str:
+        """The registry cache reference: the declared one, or REGISTRY/buildcache:TARGET."""
+        return self.ref or f"{registry}/buildcache:{target}"
+
+    def dir_for(self, target: str) -> str:
+        """The local cache directory: the declared one, or .buildflow/cache/TARGET."""
+        return self.dir or f".buildflow/cache/{target}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,13 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def validation_summary(plan: Plan) -> str:
+    """'5 images of 4 targets in 4 generations, 7 edges (1 inferred from Dockerfiles)'."""
+    edges = [edge for step in plan.steps for edge in step.target.parents]
+    inferred = sum(1 for edge in edges if edge.kind == EdgeKind.INFERRED)
+    return f"{_summary(plan)}, {_plural(len(edges), 'edge')} ({inferred} inferred from Dockerfiles)"
+
+
 def _summary(plan: Plan) -> str:
     """'12 images of 5 targets in 5 generations'."""
     targets = len({step.target.name for step in plan.steps})

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from buildflow import dockerfile as dockerfiles
 from buildflow import matrix, references
-from buildflow.contexts import Checked, check_paths
+from buildflow.contexts import check_paths
 from buildflow.errors import FieldPath, Problem, did_you_mean
 from buildflow.fingerprint import ContextError, context_digest, file_digest, target_fingerprint
 from buildflow.graph import cycle_paths, layers
@@ -22,6 +22,8 @@ from buildflow.variables import BUILTIN_NAMES, as_text, date_stamp, git_variable
 
 _MERGED_MAPPINGS = ("args", "labels", "secrets")
 _FINGERPRINT = "{fingerprint}"
+_FROM, _AFTER = EdgeKind.FROM, EdgeKind.DEPENDS_ON
+_SETTING_KEYS = frozenset({"description", "secrets", "cache", "push", "network", "test"})
 
 Scope = dict[str, "str | Ambiguous"]
 _EMPTY: Any = ()  # placeholder until _render fills an image's settings
@@ -37,6 +39,15 @@ class _Parent(NamedTuple):
 
 
 @dataclass(slots=True)
+class _Source:
+    """A context directory and its Dockerfile: checked once, hashed once, shared by every image using them."""
+
+    context: Path
+    dockerfile: Path
+    digests: tuple[str, str] | None = None  # (Dockerfile, context), computed when first needed
+
+
+@dataclass(slots=True)
 class _Image:
     """A target or matrix combination while it is being resolved (settings filled in by _render)."""
 
@@ -49,8 +60,7 @@ class _Image:
     labels: dict[str, str] = _EMPTY
     tags: list[str] = _EMPTY
     platforms: list[str] = _EMPTY
-    context: Path | None = None
-    dockerfile: Path | None = None
+    source: _Source | None = None
     stage: str = ""
 
 
@@ -85,9 +95,9 @@ class Resolver:
         self.tag_index = TagIndex()
         self.problems: list[Problem] = []
         self._reported: set[tuple[FieldPath, str]] = set()
-        self._checked: dict[tuple[str, str], Checked] = {}
-        self._shared: dict[str, dict[str, Any]] = {}
-        self._digests: dict[tuple[Path, ...], str] = {}  # file and context digests, each computed once per run
+        self._sources: dict[tuple[str, str], tuple[_Source | None, list[tuple[str, str]]]] = {}
+        self._fingerprint_tags: dict[str, bool] = {}
+        self._shared: dict[str, tuple[str, tuple[Secret, ...], CachePolicy, bool, str, TestPolicy]] = {}
         self._dockerfiles: dict[Path, dockerfiles.Dockerfile | dockerfiles.DockerfileError] = {}
 
     def problem(self, path: FieldPath, message: str) -> None:
@@ -175,8 +185,10 @@ class Resolver:
 
     def _declared_parents(self, name: str, spec: TargetSpec) -> list[_Parent]:
         """The `from:` and `depends_on:` parents that exist; unknown names are problems."""
-        found = []
-        for key, kind in (("from", EdgeKind.FROM), ("depends_on", EdgeKind.DEPENDS_ON)):
+        found: list[_Parent] = []
+        if "from" not in spec and "depends_on" not in spec:
+            return found
+        for key, kind in (("from", _FROM), ("depends_on", _AFTER)):
             entries = spec.get(key)
             if entries is None:
                 continue
@@ -335,11 +347,11 @@ class Resolver:
         depends = [
             image
             for parent in self.parents[name]
-            if parent.kind == EdgeKind.DEPENDS_ON
+            if parent.kind is _AFTER
             for image in self.images.get(parent.name, [])
             if not values or matrix.agrees(image.values, values)
         ]
-        ancestors = [*parents, *depends]
+        ancestors = [*parents, *depends] if depends else parents
         if len(ancestors) == 1:
             scope = dict(ancestors[0].scope)
         else:
@@ -350,7 +362,7 @@ class Resolver:
         if "include" in spec.get("matrix", {}):
             scope.update(self._include_vars(name, values, *includes))
         scope["target"] = name
-        edges = [Edge(p.id, EdgeKind.FROM) for p in parents] + [Edge(p.id, EdgeKind.DEPENDS_ON) for p in depends]
+        edges = [Edge(p.id, _FROM) for p in parents] + [Edge(p.id, _AFTER) for p in depends]
         image = _Image(matrix.image_id(name, values), name, values, scope, edges)
         if image.id in self.by_id:
             self.problem(
@@ -424,8 +436,8 @@ class Resolver:
     def _render(self, image: _Image) -> None:
         """Fill every templated setting of an image and check its context and Dockerfile."""
         spec, fill = self.specs[image.name], self._fill
-        image.args = {k: fill(as_text(v), image, "args", k) for k, v in spec.get("args", _NONE).items()}
-        image.labels = {k: fill(as_text(v), image, "labels", k) for k, v in spec.get("labels", _NONE).items()}
+        image.args = self._fill_mapping(spec.get("args", _NONE), image, "args")
+        image.labels = self._fill_mapping(spec.get("labels", _NONE), image, "labels")
         image.platforms = [fill(p, image, "platforms", i) for i, p in enumerate(spec.get("platforms", ()))]
         image.stage = fill(spec.get("stage", ""), image, "stage")
         image.tags = [
@@ -434,17 +446,25 @@ class Resolver:
         context = fill(spec.get("context", "."), image, "context")
         dockerfile = fill(spec.get("dockerfile", "Dockerfile"), image, "dockerfile")
         if context and dockerfile:
-            image.context, image.dockerfile = self._paths(image.name, context, dockerfile)
+            image.source = self._source(image.name, context, dockerfile)
 
-    def _paths(self, name: str, context: str, dockerfile: str) -> tuple[Path | None, Path | None]:
-        """The real context directory and Dockerfile, checked once per pair."""
+    def _fill_mapping(self, mapping: Mapping[str, Any], image: _Image, key: str) -> dict[str, str]:
+        """Render a mapping of templates; one with no templates is shared as it is (it is never changed)."""
+        if all(type(value) is str and "{" not in value and "}}" not in value for value in mapping.values()):
+            return mapping  # type: ignore[return-value]
+        return {name: self._fill(as_text(value), image, key, name) for name, value in mapping.items()}
+
+    def _source(self, name: str, context: str, dockerfile: str) -> _Source | None:
+        """The checked context and Dockerfile of an image (None, with problems, when they are not usable)."""
         key = (context, dockerfile)
-        if key not in self._checked:
-            self._checked[key] = check_paths(self.root, context, dockerfile)
-        context_path, dockerfile_path, problems = self._checked[key]
+        if key not in self._sources:
+            context_path, dockerfile_path, problems = check_paths(self.root, context, dockerfile)
+            source = _Source(context_path, dockerfile_path) if context_path and dockerfile_path else None
+            self._sources[key] = (source, problems)
+        source, problems = self._sources[key]
         for setting, message in problems:
             self.problem(self.field(name, setting), message)
-        return context_path, dockerfile_path
+        return source
 
     # ---- tags and inferred edges ---------------------------------------------------------------------------
 
@@ -477,12 +497,15 @@ class Resolver:
 
     def _infer_edges(self, image: _Image) -> None:
         """Add an edge for every Dockerfile FROM / COPY --from that names another target's image."""
-        if image.dockerfile is None:
+        if image.source is None:
             return
-        parsed = self._dockerfile(image.dockerfile)
+        parsed = self._dockerfile(image.source.dockerfile)
         if isinstance(parsed, dockerfiles.DockerfileError):
             self._dockerfile_problem(image, parsed)
             return
+        if image.edges and image.edges[0].kind is _FROM and BASE_IMAGE_ARG not in image.args:
+            if parsed.only_uses(BASE_IMAGE_ARG):
+                return  # every FROM is ${BASE_IMAGE}: the declared parent, nothing to infer
         known = {edge.parent for edge in image.edges}
 
         def lookup(text: str) -> list[str]:
@@ -513,8 +536,8 @@ class Resolver:
 
     def _dockerfile_problem(self, image: _Image, error: dockerfiles.DockerfileError) -> None:
         """A Dockerfile BuildKit would refuse, reported against the Dockerfile itself."""
-        assert image.dockerfile is not None
-        shown = os.path.normpath(Path(self.display).parent / image.dockerfile.relative_to(self.root))
+        assert image.source is not None
+        shown = os.path.normpath(Path(self.display).parent / image.source.dockerfile.relative_to(self.root))
         key: tuple[FieldPath, str] = (("dockerfile", shown), str(error))
         if key not in self._reported:
             self._reported.add(key)
@@ -537,65 +560,83 @@ class Resolver:
         return {image.id: targets[image.id] for image in images}
 
     def _fingerprint(self, image: _Image, parents: list[str]) -> str:
-        """The content fingerprint of an image; an unreadable context file is a problem."""
-        assert image.context is not None and image.dockerfile is not None
-        key = (image.context, image.dockerfile)
-        if key not in self._digests:
-            try:
-                self._digests[key] = context_digest(image.context, image.dockerfile)
-            except ContextError as error:
-                self.problem(self.field(image.name, "context"), f"{error}; fix its permissions or .dockerignore it")
-                self._digests[key] = ""
-        if (image.dockerfile,) not in self._digests:
-            self._digests[(image.dockerfile,)] = file_digest(image.dockerfile)
+        """The content fingerprint of an image."""
+        assert image.source is not None
+        dockerfile, context = self._digests(image.source, image.name)
         return target_fingerprint(
-            dockerfile=self._digests[(image.dockerfile,)],
-            context=self._digests[key],
+            dockerfile=dockerfile,
+            context=context,
             args=image.args,
             stage=image.stage,
             platforms=image.platforms,
             labels=image.labels,
-            secret_ids=list(self.specs[image.name].get("secrets", {})),
+            secret_ids=[secret.id for secret in self._settings(image.name)[1]],
             parents=parents,
         )
 
+    def _digests(self, source: _Source, name: str) -> tuple[str, str]:
+        """The Dockerfile and context digests of a source; an unreadable context file is a problem."""
+        if source.digests is None:
+            try:
+                context = context_digest(source.context, source.dockerfile)
+            except ContextError as error:
+                self.problem(self.field(name, "context"), f"{error}; fix its permissions or .dockerignore it")
+                context = ""
+            source.digests = (file_digest(source.dockerfile), context)
+        return source.digests
+
     def _target(self, image: _Image, fingerprint: str) -> Target:
         """Freeze an image into a Target, filling tags that use {fingerprint}."""
-        assert image.context is not None and image.dockerfile is not None
-        tags = tuple(
-            self._fingerprint_tag(image, index, tag, fingerprint) if _FINGERPRINT in tag else tag
-            for index, tag in enumerate(image.tags)
-        )
+        assert image.source is not None
+        tags = tuple(image.tags)
+        if self._uses_fingerprint(image.name):
+            tags = tuple(
+                self._fingerprint_tag(image, index, tag, fingerprint) if _FINGERPRINT in tag else tag
+                for index, tag in enumerate(tags)
+            )
+        description, secrets, cache, push, network, tests = self._settings(image.name)
         return Target(
             id=image.id,
             name=image.name,
             matrix=image.values,
-            context=image.context,
-            dockerfile=image.dockerfile,
+            description=description,
+            context=image.source.context,
+            dockerfile=image.source.dockerfile,
             stage=image.stage,
             args=image.args,
             labels=image.labels,
             tags=tags,
             platforms=tuple(image.platforms),
+            secrets=secrets,
+            cache=cache,
+            push=push,
+            network=network,
+            tests=tests,
             parents=tuple(image.edges),
             variables={name: value for name, value in image.scope.items() if isinstance(value, str)},
             fingerprint=fingerprint,
-            **self._settings(image.name),
         )
 
-    def _settings(self, name: str) -> dict[str, Any]:
-        """The settings every image of a target shares, worked out once per target."""
-        if name not in self._shared:
+    def _uses_fingerprint(self, name: str) -> bool:
+        """True when one of a target's tag templates uses {fingerprint}."""
+        if name not in self._fingerprint_tags:
+            self._fingerprint_tags[name] = any(_FINGERPRINT in tag for tag in self.specs[name].get("tags", ()))
+        return self._fingerprint_tags[name]
+
+    def _settings(self, name: str) -> tuple[str, tuple[Secret, ...], CachePolicy, bool, str, TestPolicy]:
+        """Description, secrets, cache, push, network and tests: shared by every target that sets none of them."""
+        key = "" if _SETTING_KEYS.isdisjoint(self.raw[name]) else name
+        if key not in self._shared:
             spec = self.specs[name]
-            self._shared[name] = {
-                "description": spec.get("description", ""),
-                "secrets": Secret.all_from_spec(spec),
-                "cache": CachePolicy.from_spec(spec, self.registry, name),
-                "push": spec.get("push", bool(self.registry)),
-                "network": spec.get("network", "default"),
-                "tests": TestPolicy.from_spec(spec),
-            }
-        return self._shared[name]
+            self._shared[key] = (
+                spec.get("description", ""),
+                Secret.all_from_spec(spec),
+                CachePolicy.from_spec(spec, self.registry),
+                spec.get("push", bool(self.registry)),
+                spec.get("network", "default"),
+                TestPolicy.from_spec(spec),
+            )
+        return self._shared[key]
 
     def _fingerprint_tag(self, image: _Image, index: int, tag: str, fingerprint: str) -> str:
         """Render and qualify a tag that uses {fingerprint} (the first 12 hex digits)."""

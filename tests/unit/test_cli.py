@@ -38,7 +38,7 @@ def good(tmp_path: Path) -> Path:
 def test_validate_ok(capsys: pytest.CaptureFixture[str], good: Path) -> None:
     code, out, err = run(capsys, "validate", "-f", str(good))
     assert code == 0 and err == ""
-    assert out == f"{good}: valid: 3 images of 3 targets, 3 edges (1 inferred from Dockerfiles)\n"
+    assert out == f"{good}: valid: 3 images of 3 targets in 3 generations, 3 edges (1 inferred from Dockerfiles)\n"
 
 
 def test_default_file_is_buildflow_yaml_in_the_current_directory(

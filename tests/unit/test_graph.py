@@ -174,3 +174,17 @@ def test_ambiguous_target_name_in_a_dockerfile(tmp_path: Path) -> None:
 def test_dockerfile_errors_name_the_dockerfile_and_line(tmp_path: Path) -> None:
     lines = problems(tmp_path, "version: 1\ntargets: {a: {}}\n", {"Dockerfile": "FROM scratch\nRUNN x\n"})
     assert lines == [f"{tmp_path / 'Dockerfile'}:2: unknown instruction: RUNN (target a); fix the Dockerfile"]
+
+
+def test_base_image_default_is_inferred_for_a_target_without_from(tmp_path: Path) -> None:
+    pipeline = load(
+        tmp_path,
+        """\
+        version: 1
+        targets:
+          base: {context: base, tags: ["base:1"]}
+          app: {context: app}
+        """,
+        {"base/Dockerfile": "FROM scratch\n", "app/Dockerfile": "ARG BASE_IMAGE=base:1\nFROM ${BASE_IMAGE}\n"},
+    )
+    assert [(e.parent, e.kind) for e in pipeline.targets["app"].parents] == [("base", EdgeKind.INFERRED)]
