@@ -503,9 +503,8 @@ class Resolver:
         if isinstance(parsed, dockerfiles.DockerfileError):
             self._dockerfile_problem(image, parsed)
             return
-        if image.edges and image.edges[0].kind is _FROM and BASE_IMAGE_ARG not in image.args:
-            if parsed.only_uses(BASE_IMAGE_ARG):
-                return  # every FROM is ${BASE_IMAGE}: the declared parent, nothing to infer
+        if self._only_declared_parent(image, parsed):
+            return
         known = {edge.parent for edge in image.edges}
 
         def lookup(text: str) -> list[str]:
@@ -517,6 +516,12 @@ class Resolver:
         image.edges.extend(edges)
         for ambiguity in ambiguous:
             self.problem(("targets", image.name), ambiguity.message())
+
+    @staticmethod
+    def _only_declared_parent(image: _Image, parsed: dockerfiles.Dockerfile) -> bool:
+        """True when every FROM is ${BASE_IMAGE}, which buildflow sets to the first `from:` parent."""
+        has_from_parent = bool(image.edges) and image.edges[0].kind is _FROM
+        return has_from_parent and BASE_IMAGE_ARG not in image.args and parsed.only_uses(BASE_IMAGE_ARG)
 
     def _dockerfile(self, path: Path) -> dockerfiles.Dockerfile | dockerfiles.DockerfileError:
         """A parsed Dockerfile (or why it cannot be parsed), read once per run."""
