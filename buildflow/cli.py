@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -30,9 +32,11 @@ _state = {"debug": False}
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
     epilog=_EPILOG,
+    invoke_without_command=True,
 )
 @click.version_option(__version__, "--version", prog_name="buildflow")
-def cli() -> None:
+@click.pass_context
+def cli(context: click.Context) -> None:
     """Build whole hierarchies of Docker images as one DAG.
 
     \b
@@ -47,43 +51,65 @@ def cli() -> None:
 
     The file format is documented in docs/pipeline-format.md.
     """
+    if context.invoked_subcommand is None:
+        click.echo(context.get_help())
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """The options every pipeline command takes."""
+
+    file: Path
+    variables: tuple[str, ...]
+    registry: str | None
+    log_format: str
+    debug: bool
+
+
+_PIPELINE_OPTIONS = [
+    click.option(
+        "-f",
+        "--file",
+        "file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=Path("buildflow.yaml"),
+        show_default=True,
+        help="Pipeline file.",
+    ),
+    click.option(
+        "--var",
+        "variables",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Override a pipeline variable or a built-in such as git_commit (repeatable).",
+    ),
+    click.option(
+        "--registry", metavar="HOST[:PORT][/PATH]", help="Registry for tags without one (overrides the file)."
+    ),
+    click.option(
+        "--log-format",
+        type=click.Choice(["console", "json"]),
+        default="console",
+        show_default=True,
+        envvar="BUILDFLOW_LOG_FORMAT",
+        help="Log lines on stderr: readable, or JSON lines for machines.",
+    ),
+    click.option("--debug", is_flag=True, help="Debug logs, and a traceback for errors."),
+]
 
 
 def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Options every pipeline command takes."""
-    options = [
-        click.option(
-            "-f",
-            "--file",
-            "file",
-            type=click.Path(path_type=Path, dir_okay=False),
-            default=Path("buildflow.yaml"),
-            show_default=True,
-            help="Pipeline file.",
-        ),
-        click.option(
-            "--var",
-            "variables",
-            multiple=True,
-            metavar="NAME=VALUE",
-            help="Override a pipeline variable or a built-in such as git_commit (repeatable).",
-        ),
-        click.option(
-            "--registry", metavar="HOST[:PORT][/PATH]", help="Registry for tags without one (overrides the file)."
-        ),
-        click.option(
-            "--log-format",
-            type=click.Choice(["console", "json"]),
-            default="console",
-            show_default=True,
-            envvar="BUILDFLOW_LOG_FORMAT",
-            help="Log lines on stderr: readable, or JSON lines for machines.",
-        ),
-        click.option("--debug", is_flag=True, help="Debug logs, and a traceback for errors."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    """Add the pipeline options to a command; it receives them as one PipelineOptions `options`."""
+
+    @functools.wraps(command)
+    def with_options(
+        *, file: Path, variables: Sequence[str], registry: str | None, log_format: str, debug: bool, **rest: Any
+    ) -> Any:
+        return command(options=PipelineOptions(file, tuple(variables), registry, log_format, debug), **rest)
+
+    for option in reversed(_PIPELINE_OPTIONS):
+        with_options = option(with_options)
+    return with_options
 
 
 def _selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -98,16 +124,25 @@ def _selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("targets", nargs=-1)(command)
 
 
-def _load(file: Path, variables: Sequence[str], registry: str | None, log_format: str, debug: bool) -> Any:
+def _load(options: PipelineOptions) -> Any:
     """Configure logging and load the pipeline named on the command line."""
-    _state["debug"] = debug
-    log.configure(level="debug" if debug else "info", log_format=log_format)
+    _state["debug"] = options.debug
+    log.configure(level="debug" if options.debug else "info", log_format=options.log_format)
     from buildflow.loader import load_pipeline
 
     with _collector_paused():
-        pipeline = load_pipeline(file, overrides=_parse_vars(variables), registry=registry, display=str(file))
-    log.event("debug", "pipeline.loaded", file=str(file), targets=len(pipeline.targets))
+        pipeline = load_pipeline(
+            options.file, overrides=_parse_vars(options.variables), registry=options.registry, display=str(options.file)
+        )
+    log.event("debug", "pipeline.loaded", file=str(options.file), targets=len(pipeline.targets))
     return pipeline
+
+
+def _plan(options: PipelineOptions, targets: Sequence[str] = (), downstream: Sequence[str] = ()) -> Any:
+    """Load the pipeline and plan the selected targets."""
+    from buildflow.planner import make_plan
+
+    return make_plan(_load(options), targets, downstream)
 
 
 @contextmanager
@@ -139,46 +174,32 @@ def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
     return parsed
 
 
-@cli.command()
+@cli.command(short_help="Check a pipeline file and report every problem in it.")
 @_pipeline_options
-def validate(*, file: Path, variables: Sequence[str], registry: str | None, log_format: str, debug: bool) -> None:
+def validate(*, options: PipelineOptions) -> None:
     """Check a pipeline file and report every problem in it (exit 2 if any)."""
-    pipeline = _load(file, variables, registry, log_format, debug)
-    from buildflow.planner import make_plan
     from buildflow.render import validation_summary
 
-    click.echo(f"{file}: valid: {validation_summary(make_plan(pipeline))}")
+    click.echo(f"{options.file}: valid: {validation_summary(_plan(options))}")
 
 
-@cli.command()
+@cli.command(short_help="Show the order, generations, parents, tags and fingerprints.")
 @_selection_options
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @_pipeline_options
-def plan(
-    *,
-    targets: Sequence[str],
-    downstream: Sequence[str],
-    output_format: str,
-    file: Path,
-    variables: Sequence[str],
-    registry: str | None,
-    log_format: str,
-    debug: bool,
-) -> None:
+def plan(*, targets: Sequence[str], downstream: Sequence[str], output_format: str, options: PipelineOptions) -> None:
     """Show what would be built: order, generation, parents, fingerprint and tags.
 
     With TARGET names, only those targets and their ancestors; a name selects every matrix image of a
     target, an id like 'app[tf=1.8.0]' selects one.
     """
-    from buildflow.planner import make_plan
     from buildflow.render import plan_json, plan_table
 
-    pipeline = _load(file, variables, registry, log_format, debug)
-    the_plan = make_plan(pipeline, targets, downstream)
+    the_plan = _plan(options, targets, downstream)
     click.echo(plan_json(the_plan) if output_format == "json" else plan_table(the_plan))
 
 
-@cli.command()
+@cli.command(short_help="Draw the DAG as text, Graphviz DOT or Mermaid.")
 @_selection_options
 @click.option(
     "--format",
@@ -189,28 +210,15 @@ def plan(
     help="text for a terminal, dot for Graphviz, mermaid for Markdown.",
 )
 @_pipeline_options
-def graph(
-    *,
-    targets: Sequence[str],
-    downstream: Sequence[str],
-    output_format: str,
-    file: Path,
-    variables: Sequence[str],
-    registry: str | None,
-    log_format: str,
-    debug: bool,
-) -> None:
+def graph(*, targets: Sequence[str], downstream: Sequence[str], output_format: str, options: PipelineOptions) -> None:
     """Draw the DAG; inferred edges (from Dockerfile FROM lines) are marked."""
-    from buildflow.planner import make_plan
     from buildflow.render import graph_dot, graph_mermaid, graph_text
 
-    pipeline = _load(file, variables, registry, log_format, debug)
-    the_plan = make_plan(pipeline, targets, downstream)
     draw = {"text": graph_text, "dot": graph_dot, "mermaid": graph_mermaid}[output_format]
-    click.echo(draw(the_plan))
+    click.echo(draw(_plan(options, targets, downstream)))
 
 
-@cli.command()
+@cli.command(short_help="Print the JSON Schema of pipeline files.")
 def schema() -> None:
     """Print the JSON Schema of pipeline files (for editors: yaml-language-server, VS Code, JetBrains)."""
     from buildflow.spec import schema as load_schema

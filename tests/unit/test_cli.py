@@ -140,6 +140,8 @@ def test_help_teaches_and_documents_exit_codes(capsys: pytest.CaptureFixture[str
     ):
         assert text in out
     assert "--downstream TARGET" in run(capsys, "plan", "--help")[1]
+    code, out, _ = run(capsys)
+    assert code == 0 and "Exit codes:" in out
 
 
 def test_json_logs_on_request(capsys: pytest.CaptureFixture[str], good: Path) -> None:
