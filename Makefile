@@ -25,16 +25,21 @@ $(STAMP): pyproject.toml
 .PHONY: install
 install: $(STAMP) ## Create .venv with buildflow and the development tools
 
+.PHONY: engine
+engine: ## Start a Docker engine, buildx and a registry on 127.0.0.1:5000 (installing them on a bare Debian)
+	scripts/engine.sh up
+
+DEMO := pipelines/demo/buildflow.yaml
+
 .PHONY: demo
-demo: $(STAMP) ## Validate, plan and draw the shipped pipelines
-	@for pipeline in pipelines/*/buildflow.yaml; do \
-	  echo "== $$pipeline"; \
-	  $(BIN)/buildflow validate -f $$pipeline || exit $$?; \
-	  $(BIN)/buildflow plan -f $$pipeline || exit $$?; \
-	  echo; $(BIN)/buildflow graph -f $$pipeline || exit $$?; echo; \
-	done
-	@echo "== the t2t hierarchy as Mermaid (paste into a README or a merge request):"
-	@$(BIN)/buildflow graph -f pipelines/t2t/buildflow.yaml --format mermaid
+demo: $(STAMP) engine ## Build the demo hierarchy (Debian -> Python -> NumPy/SciPy -> app), push it, run the app
+	scripts/debian-rootfs.sh pipelines/demo/base/rootfs.tar
+	@echo "== the hierarchy:"; $(BIN)/buildflow graph -f $(DEMO)
+	@echo "== building it:"; $(BIN)/buildflow build -f $(DEMO) --report .buildflow/demo-report.json
+	@echo "== the images are in the registry at http://127.0.0.1:5000 (repositories: $$(curl -s \
+	  http://127.0.0.1:5000/v2/_catalog | tr -d '\n ')); every digest is in .buildflow/demo-report.json"
+	@echo "== running localhost:5000/demo/app:latest:"
+	docker run --rm --network none --pull always localhost:5000/demo/app:latest
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint and format) and mypy
@@ -43,16 +48,20 @@ lint: $(STAMP) ## ruff (lint and format) and mypy
 	$(BIN)/mypy
 
 .PHONY: test
-test: lint ## Install what the tests need, lint, and run every test
+test: lint engine ## Install what the tests need (engine and registry included), lint, and run every test
 	$(BIN)/pytest
 
 .PHONY: bench-plan
-bench-plan: $(STAMP) ## Benchmark plan of a 5,000-target tree beside docker buildx bake (writes bench/RESULTS.md)
+bench-plan: $(STAMP) ## Benchmark plan of a 5,000-target tree beside docker buildx bake --print
 	scripts/engine.sh install
-	$(BIN)/python bench/plan_scale.py
+	cd bench && ../$(BIN)/python plan_scale.py
+
+.PHONY: bench-build
+bench-build: $(STAMP) engine ## Benchmark a cold pushed build of the 21-target tree beside docker buildx bake
+	cd bench && ../$(BIN)/python build_tree.py
 
 .PHONY: bench
-bench: bench-plan ## Run every benchmark
+bench: bench-plan bench-build ## Run every benchmark (results in bench/RESULTS.md)
 
 .PHONY: clean
 clean: ## Remove the virtualenv and caches

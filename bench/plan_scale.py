@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -22,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from common import buildflow_command, machine, write_results
+
 BEGIN, END = "<!-- plan_scale:begin -->", "<!-- plan_scale:end -->"
 TARGET_SECONDS = 0.5
 REFERENCE_BAKE_SECONDS = 15.6  # bake --print of 5,000 targets on these machines (shared/ENVIRONMENT.md)
@@ -82,12 +81,6 @@ def timed(command: list[str], cwd: Path, runs: int) -> list[float]:
     return times
 
 
-def buildflow_command() -> list[str]:
-    """The installed console script next to this Python."""
-    script = Path(sys.executable).with_name("buildflow")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "buildflow"]
-
-
 def bake_available() -> bool:
     """True when `docker buildx bake` can run (scripts/engine.sh install provides it)."""
     return (
@@ -116,23 +109,6 @@ def measure(count: int, runs: int, work: Path, with_bake: bool) -> dict[str, flo
         bake = ["docker", "buildx", "bake", "-f", "docker-bake.json", "--print"]
         row["bake"] = statistics.median(timed(bake, directory, bake_runs))
     return row
-
-
-def machine() -> str:
-    """A one-line description of the machine."""
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    bake = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True, check=False).stdout.strip()
-    return (
-        f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, {bake.split()[1] if bake else 'no buildx'}"
-    )
 
 
 def report(rows: dict[int, dict[str, float | None]], runs: int) -> str:
@@ -173,17 +149,6 @@ def _verdict(rows: dict[int, dict[str, float | None]]) -> str:
     )
 
 
-def write_results(section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (other sections stay)."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        before, _, rest = text.partition(BEGIN)
-        text = before + section + rest.partition(END)[2]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
-
-
 def main() -> None:
     """Run the benchmark and record it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -202,7 +167,7 @@ def main() -> None:
     section = report(rows, options.runs)
     print(section)
     if not options.no_write:
-        write_results(section)
+        write_results(section, BEGIN, END)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import json
@@ -16,12 +17,12 @@ from typing import Any, NoReturn
 import click
 
 from buildflow import __version__, log
-from buildflow.errors import EXIT_INTERNAL, EXIT_INVALID, BuildflowError, UsageError
+from buildflow.errors import EXIT_INTERNAL, EXIT_INVALID, BuildflowError, RunFailed, UsageError
 
 _EPILOG = """\b
 Exit codes:
   0  success
-  1  a target failed to build (later commands)
+  1  a target was not built, the release was not tagged, or no engine answers
   2  invalid pipeline file or command line: one line per problem
   3  internal error in buildflow (rerun with --debug and report it)
 """
@@ -41,15 +42,16 @@ def cli(context: click.Context) -> None:
 
     \b
     Describe your images once in buildflow.yaml (base -> cuda -> framework -> app),
-    then check and inspect the hierarchy before anything is built:
+    check and inspect the hierarchy, then build it:
       buildflow validate                       check the file, report every problem
       buildflow plan                           order, generations, parents, tags, fingerprints
       buildflow plan app                       app and everything it is built on
       buildflow plan --downstream base         base and everything built on it
       buildflow graph --format mermaid         the DAG for a README or a merge request
+      buildflow build --keep-going             build, push, then tag the release (all or nothing)
       buildflow schema > pipeline.schema.json  JSON Schema for editors
 
-    The file format is documented in docs/pipeline-format.md.
+    The file format is in docs/pipeline-format.md, building in docs/building.md.
     """
     if context.invoked_subcommand is None:
         click.echo(context.get_help())
@@ -216,6 +218,110 @@ def graph(*, targets: Sequence[str], downstream: Sequence[str], output_format: s
 
     draw = {"text": graph_text, "dot": graph_dot, "mermaid": graph_mermaid}[output_format]
     click.echo(draw(_plan(options, targets, downstream)))
+
+
+@cli.command(short_help="Build the selection in dependency order, push it, then tag the release.")
+@_selection_options
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="How many builds run at once; a target starts as soon as its own parents are built.",
+)
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="After a failure, still build every target that does not depend on it (default: stop starting new).",
+)
+@click.option(
+    "--push/--no-push",
+    default=True,
+    show_default=True,
+    help="Push to the registry, or keep images in the local image store (children still build on them).",
+)
+@click.option("--no-cache", is_flag=True, help="Do not use cached build steps.")
+@click.option("--pull", is_flag=True, help="Always check the registry for newer external base images.")
+@click.option(
+    "--retries",
+    type=click.IntRange(1, 20),
+    metavar="N",
+    help="Tries per engine or registry call for transient errors (default: the pipeline's, 3).",
+)
+@click.option(
+    "--timeout",
+    type=click.IntRange(10, 86400),
+    default=1800,
+    show_default=True,
+    metavar="SECONDS",
+    help="The longest any one engine call may take before it is killed (and retried).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE.json",
+    help="Write every target's status, digest, tags, timings, attempts and cache hits here.",
+)
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "live", "plain"]),
+    default="auto",
+    show_default=True,
+    help="A live table (auto: on a terminal with console logs) or one log line per change.",
+)
+@_pipeline_options
+def build(
+    *,
+    targets: Sequence[str],
+    downstream: Sequence[str],
+    jobs: int,
+    keep_going: bool,
+    push: bool,
+    no_cache: bool,
+    pull: bool,
+    retries: int | None,
+    timeout: int,
+    report_path: Path | None,
+    progress: str,
+    options: PipelineOptions,
+) -> None:
+    """Build the selected targets (and their ancestors) with buildx, in dependency order.
+
+    Each child builds FROM the exact digest its parent produced in this run. Images are pushed under a
+    content tag (bf-FINGERPRINT) as they finish; the pipeline's own tags are applied, registry side, only
+    after every selected target was built, so a failed run never leaves half a release tagged.
+    """
+    from buildflow.engine.base import BuildOptions
+    from buildflow.engine.buildx import BuildxEngine
+    from buildflow.progress import Progress
+    from buildflow.report import summary_table, write_report
+    from buildflow.scheduler import RunOptions, Scheduler
+
+    the_plan = _plan(options, targets, downstream)
+    engine = BuildxEngine(timeout=timeout, on_output=_builder_output if log.enabled("debug") else None)
+    engine.check()
+    retry = dataclasses.replace(the_plan.pipeline.retry, attempts=retries) if retries else None
+    run_options = RunOptions(jobs=jobs, keep_going=keep_going, build=BuildOptions(push, no_cache, pull), retry=retry)
+    live = progress == "live" or (progress == "auto" and options.log_format == "console" and sys.stderr.isatty())
+    with Progress(live=live) as view:
+        result = Scheduler(the_plan, engine, run_options, events=view).run()
+    click.echo(summary_table(result))
+    if report_path:
+        write_report(report_path, the_plan, result)
+    if not result.ok:
+        failed = sum(1 for outcome in result.outcomes.values() if outcome.status != "BUILT")
+        raise RunFailed(
+            f"buildflow: {failed} of {len(result.outcomes)} targets not built"
+            if failed
+            else "buildflow: the release tags were not applied"
+        )
+
+
+def _builder_output(target: str, line: str) -> None:
+    """Builder output, at debug level."""
+    log.event("debug", "build.output", target=target, line=line)
 
 
 @cli.command(short_help="Print the JSON Schema of pipeline files.")

@@ -87,3 +87,15 @@ class PipelineError(BuildflowError):
 
 class UsageError(BuildflowError):
     """A command line that cannot be carried out (unknown target, bad --var)."""
+
+
+class EngineUnavailable(BuildflowError):
+    """No engine to build with: nothing can be built (exit 1)."""
+
+    exit_code = EXIT_TARGET_FAILED
+
+
+class RunFailed(BuildflowError):
+    """A run in which some target was not built, or the release was not applied (exit 1)."""
+
+    exit_code = EXIT_TARGET_FAILED

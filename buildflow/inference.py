@@ -55,17 +55,17 @@ class Ambiguity:
         )
 
 
-def inferred_edges(
+def named_parents(
     dockerfile: Dockerfile,
     build_args: Mapping[str, str],
     image_id: str,
-    known_parents: set[str],
     lookup: Callable[[str], list[str]],
 ) -> tuple[list[Edge], list[Ambiguity]]:
-    """Edges to the images a Dockerfile names that are not declared parents, and ambiguous names."""
+    """An edge to every other target's image the Dockerfile names (once each, as first named), and the
+    names that match several images. The caller keeps the declared ones and adds the rest as inferred."""
     edges: list[Edge] = []
     ambiguous: list[Ambiguity] = []
-    seen = set(known_parents)
+    seen: set[str] = set()
     for use, text in image_uses(dockerfile, build_args):
         candidates = [candidate for candidate in lookup(text) if candidate != image_id]
         if len(candidates) > 1:

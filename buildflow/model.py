@@ -24,7 +24,7 @@ class EdgeKind(StrEnum):
 
 
 class Edge(NamedTuple):
-    """A parent of a target and how buildflow learned of it (for inferred edges: the name as written)."""
+    """A parent of a target, how buildflow learned of it, and the name its Dockerfile uses for it, if any."""
 
     parent: str
     kind: EdgeKind
@@ -172,6 +172,15 @@ def _relative(path: Path, root: Path) -> str:
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently transient engine and registry errors are retried."""
+
+    attempts: int = 3
+    initial_delay: float = 1.0
+    max_delay: float = 30.0
+
+
+@dataclass(frozen=True)
 class Pipeline:
     """A resolved pipeline: its targets by id (in file order), their generations, and the DAG over them."""
 
@@ -180,6 +189,7 @@ class Pipeline:
     registry: str
     targets: Mapping[str, Target]
     generations: list[list[str]]  # target ids by depth in the DAG, file order inside each
+    retry: RetryPolicy = RetryPolicy()
 
     @cached_property
     def graph(self) -> Any:

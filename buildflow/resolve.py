@@ -14,9 +14,19 @@ from buildflow.contexts import check_paths
 from buildflow.errors import FieldPath, Problem, did_you_mean
 from buildflow.fingerprint import ContextError, context_digest, file_digest, target_fingerprint
 from buildflow.graph import cycle_paths, layers
-from buildflow.inference import TagIndex, inferred_edges
-from buildflow.model import BASE_IMAGE_ARG, CachePolicy, Edge, EdgeKind, Pipeline, Secret, Target, TestPolicy
-from buildflow.spec import PipelineSpec, TargetSpec
+from buildflow.inference import TagIndex, named_parents
+from buildflow.model import (
+    BASE_IMAGE_ARG,
+    CachePolicy,
+    Edge,
+    EdgeKind,
+    Pipeline,
+    RetryPolicy,
+    Secret,
+    Target,
+    TestPolicy,
+)
+from buildflow.spec import PipelineSpec, RetrySpec, TargetSpec
 from buildflow.templates import Ambiguous, TemplateError, render
 from buildflow.variables import BUILTIN_NAMES, as_text, date_stamp, git_variables, merge_scopes
 
@@ -133,7 +143,9 @@ class Resolver:
         if self.problems:
             return None
         targets = self._finish(images, order)
-        return None if self.problems else Pipeline(self.file, self.root, self.registry, targets, order)
+        if self.problems:
+            return None
+        return Pipeline(self.file, self.root, self.registry, targets, order, _retry_policy(self.spec.get("retry", {})))
 
     # ---- defaults and variables -------------------------------------------------------------------------------
 
@@ -505,15 +517,21 @@ class Resolver:
             return
         if self._only_declared_parent(image, parsed):
             return
-        known = {edge.parent for edge in image.edges}
 
         def lookup(text: str) -> list[str]:
             if text in self.images:
                 return [other.id for other in self.images[text] if matrix.agrees(other.values, image.values)]
             return self.tag_index.owners(text)
 
-        edges, ambiguous = inferred_edges(parsed, self._inference_args(image), image.id, known, lookup)
-        image.edges.extend(edges)
+        named, ambiguous = named_parents(parsed, self._inference_args(image), image.id, lookup)
+        uses = {edge.parent: edge for edge in named}
+        declared = {edge.parent for edge in image.edges}
+        image.edges = [
+            edge._replace(reference=uses[edge.parent].reference, line=uses[edge.parent].line)
+            if edge.parent in uses
+            else edge
+            for edge in image.edges
+        ] + [edge for edge in named if edge.parent not in declared]
         for ambiguity in ambiguous:
             self.problem(("targets", image.name), ambiguity.message())
 
@@ -663,6 +681,16 @@ class Resolver:
                         f"{tag} is produced by both {first} "
                         f"and {target.id}; put the matrix variables in the tag, e.g. {{{axis}}}",
                     )
+
+
+def _retry_policy(spec: RetrySpec) -> RetryPolicy:
+    """The retry settings; delays may be written as text ("0.5") since YAML floats stay text."""
+    default = RetryPolicy()
+    return RetryPolicy(
+        attempts=spec.get("attempts", default.attempts),
+        initial_delay=float(spec.get("initial_delay", default.initial_delay)),
+        max_delay=float(spec.get("max_delay", default.max_delay)),
+    )
 
 
 def _excludes(entry: Mapping[str, Any], values: matrix.Values, axes: set[str]) -> bool:

@@ -72,7 +72,7 @@ def _parse_json(text: str) -> Any:
     if not text.lstrip().startswith("{"):
         return None
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_float=str)
     except (ValueError, RecursionError):
         return None
 
@@ -142,7 +142,7 @@ def _yaml_loader() -> Any:
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     class CoreLoader(base):  # type: ignore[misc,valid-type]
-        """YAML 1.2 core schema: 1.10 stays "1.10", yes/on stay strings, no dates, no sexagesimals."""
+        """YAML 1.2 core schema, except that 1.10 stays "1.10": no floats, dates or sexagesimals; yes/on are text."""
 
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             seen: dict[str, int] = {}
@@ -178,7 +178,8 @@ _KEY_TAGS = frozenset({"tag:yaml.org,2002:str", "tag:yaml.org,2002:int"})
 
 
 def _core_resolvers() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
-    """Implicit scalar types of the YAML 1.2 core schema, minus floats (kept as written, as text)."""
+    """Implicit scalar types of the YAML 1.2 core schema, minus floats: numbers with a point stay text as written
+    (versions like 1.10), and the few settings that take fractions accept them as text."""
     table: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
     rules = [
         ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),

@@ -74,6 +74,14 @@ TargetSpec = TypedDict(
 )
 
 
+class RetrySpec(TypedDict, total=False):
+    """Retry settings (delays as numbers, or as text like "0.5")."""
+
+    attempts: int
+    initial_delay: float | str
+    max_delay: float | str
+
+
 class PipelineSpec(TypedDict, total=False):
     """A whole validated pipeline file."""
 
@@ -81,6 +89,7 @@ class PipelineSpec(TypedDict, total=False):
     registry: str
     vars: dict[str, Scalar]
     defaults: TargetSpec
+    retry: RetrySpec
     targets: Required[dict[str, TargetSpec]]
 
 

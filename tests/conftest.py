@@ -49,3 +49,8 @@ def one_problem(root: Path, text: str, files: Mapping[str, str] | None = None, *
     lines = problems(root, text, files, **options)
     assert len(lines) == 1, lines
     return lines[0]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Integration tests (real engine and registry) run after every unit test."""
+    items.sort(key=lambda item: item.get_closest_marker("integration") is not None)

@@ -12,6 +12,26 @@ from pathlib import Path
 from typing import Protocol
 
 from buildflow.model import BASE_IMAGE_ARG, EdgeKind, Secret, Target
+from buildflow.variables import slug
+
+CONTENT_TAG_PREFIX = "bf-"
+
+
+class EngineError(Exception):
+    """A failed engine or registry call: its one-line reason, and whether trying again can help."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Run-wide choices that shape every build."""
+
+    push: bool = True
+    no_cache: bool = False
+    pull: bool = False
 
 
 @dataclass(frozen=True)
@@ -30,8 +50,8 @@ class BuildRequest:
     secrets: tuple[Secret, ...]
     network: str
     push: bool
-    cache_from: tuple[str, ...] = ()
-    cache_to: tuple[str, ...] = ()
+    cache_from: tuple[Mapping[str, str], ...] = ()
+    cache_to: Mapping[str, str] | None = None
     no_cache: bool = False
     pull: bool = False
 
@@ -42,8 +62,8 @@ class BuildResult:
 
     digest: str
     seconds: float
-    cached_steps: int = 0
     total_steps: int = 0
+    cached_steps: int = 0
     log_tail: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -51,7 +71,11 @@ class Engine(Protocol):
     """A container engine that builds images and talks to registries."""
 
     def build(self, request: BuildRequest) -> BuildResult:
-        """Build (and push, if asked) one image; raise EngineError on failure."""
+        """Build one image into the local image store; raise EngineError on failure."""
+        ...
+
+    def push(self, reference: str) -> str:
+        """Push a built image to its registry; return the digest the registry holds for it."""
         ...
 
     def manifest_digest(self, reference: str) -> str | None:
@@ -62,29 +86,49 @@ class Engine(Protocol):
         """Point more references at an image the registry already holds, without uploading layers."""
         ...
 
+    def tag_local(self, source: str, references: Sequence[str]) -> None:
+        """Tag an image in the local image store."""
+        ...
+
+
+def repository(target: Target, registry: str) -> str:
+    """The repository a target is pushed to: its first tag's, or REGISTRY/NAME."""
+    if target.tags:
+        name = target.tags[0]
+        return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+    return f"{registry}/{target.name}" if registry else target.name
+
+
+def content_reference(target: Target, registry: str) -> str:
+    """Where an image goes first: its repository, tagged with its fingerprint (bf-<24 hex digits>)."""
+    return f"{repository(target, registry)}:{CONTENT_TAG_PREFIX}{target.fingerprint[:24]}"
+
 
 def pinned(reference: str, digest: str) -> str:
-    """repository@digest: a parent as exactly the image built in this run."""
-    repository = reference.rsplit(":", 1)[0] if ":" in reference.rsplit("/", 1)[-1] else reference
-    return f"{repository}@{digest}"
+    """repository@digest: exactly the image built in this run."""
+    name = reference.rsplit(":", 1)[0] if ":" in reference.rsplit("/", 1)[-1] else reference
+    return f"{name}@{digest}"
 
 
-def build_request(target: Target, parents: Mapping[str, str], *, push: bool = True) -> BuildRequest:
-    """The request for `target`, given each built parent's pinned reference (by target id).
+def build_request(
+    target: Target, parents: Mapping[str, str], *, registry: str, root: Path, options: BuildOptions
+) -> BuildRequest:
+    """The request for `target`, given the reference each parent was built as (by target id).
 
-    The first `from:` parent also fills the BASE_IMAGE build arg (when the target does not set it); every
-    `from:` parent is a named build context under its target name, and every inferred parent under the
-    name the Dockerfile uses, so `FROM ${BASE_IMAGE}`, `FROM cuda` and `FROM cuda:9.0` all build on the
-    exact digest. depends_on parents only order the build.
+    The first `from:` parent also fills the BASE_IMAGE build arg (unless the target sets it); every `from:`
+    parent is a named build context under its target name, and every parent the Dockerfile names (inferred
+    or declared) under that name too, so `FROM ${BASE_IMAGE}`, `FROM cuda`, `FROM cuda:9.0` and
+    `COPY --from=tool:1` all build on the exact image of this run. Other depends_on parents only order the build.
     """
     from_parents = [edge.parent for edge in target.parents if edge.kind == EdgeKind.FROM]
     args = dict(target.args)
     if from_parents and BASE_IMAGE_ARG not in args:
         args[BASE_IMAGE_ARG] = parents[from_parents[0]]
-    contexts = {_context_name(parent): f"docker-image://{parents[parent]}" for parent in from_parents}
+    contexts = {parent.split("[", 1)[0]: f"docker-image://{parents[parent]}" for parent in from_parents}
     for edge in target.parents:
-        if edge.kind == EdgeKind.INFERRED:
+        if edge.reference:
             contexts[edge.reference] = f"docker-image://{parents[edge.parent]}"
+    cache_from, cache_to = cache_settings(target, registry=registry, root=root)
     return BuildRequest(
         target_id=target.id,
         context=target.context,
@@ -93,14 +137,42 @@ def build_request(target: Target, parents: Mapping[str, str], *, push: bool = Tr
         args=args,
         labels=target.labels,
         platforms=target.platforms,
-        tags=target.tags,
+        tags=(content_reference(target, registry),),
         build_contexts=contexts,
-        secrets=target.secrets,
+        secrets=tuple(_absolute(secret, root) for secret in target.secrets),
         network=target.network,
-        push=push and target.push,
+        push=options.push and target.push,
+        cache_from=cache_from,
+        cache_to=cache_to,
+        no_cache=options.no_cache,
+        pull=options.pull,
     )
 
 
-def _context_name(target_id: str) -> str:
-    """The named build context of a parent: its target name (matrix values dropped)."""
-    return target_id.split("[", 1)[0]
+def cache_settings(
+    target: Target, *, registry: str, root: Path
+) -> tuple[tuple[Mapping[str, str], ...], Mapping[str, str] | None]:
+    """cache-from and cache-to for a target's cache policy (a failed cache export never fails a build)."""
+    policy, name = target.cache, slug(target.id)
+    if policy.type == "registry" and (policy.ref or registry):
+        ref = policy.ref_for(registry, name)
+        return ({"type": "registry", "ref": ref},), {
+            "type": "registry",
+            "ref": ref,
+            "mode": policy.mode,
+            "ignore-error": "true",
+        }
+    if policy.type == "inline":
+        return ({"type": "registry", "ref": content_reference(target, registry)},), {"type": "inline"}
+    if policy.type == "local":
+        directory = root / policy.dir_for(name)
+        cache_from = ({"type": "local", "src": str(directory)},) if directory.is_dir() else ()
+        return cache_from, {"type": "local", "dest": str(directory), "mode": policy.mode, "ignore-error": "true"}
+    return (), None
+
+
+def _absolute(secret: Secret, root: Path) -> Secret:
+    """A file secret's path made absolute against the pipeline directory."""
+    if secret.source != "file":
+        return secret
+    return Secret(secret.id, secret.source, str((root / secret.location).resolve()))

@@ -42,3 +42,13 @@ def test_the_readme_shows_real_output() -> None:
             check=True,
         ).stdout
         assert shown.rstrip() == real.rstrip()
+
+
+def test_demo_pipeline() -> None:
+    pipeline = load_pipeline(REPO / "pipelines" / "demo" / "buildflow.yaml")
+    assert list(pipeline.targets) == ["base", "runtime", "framework", "app"]
+    assert pipeline.targets["app"].tags == (
+        "localhost:5000/demo/app:latest",
+        "localhost:5000/demo/app:numpy1.24-py3.11",
+    )
+    assert pipeline.generations == [["base"], ["runtime"], ["framework"], ["app"]]

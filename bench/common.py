@@ -1,0 +1,45 @@
+"""What the benchmarks share: the command under test, the machine, and RESULTS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def buildflow_command() -> list[str]:
+    """The installed console script next to this Python."""
+    script = Path(sys.executable).with_name("buildflow")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "buildflow"]
+
+
+def machine() -> str:
+    """A one-line description of the machine."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    bake = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True, check=False).stdout.strip()
+    return (
+        f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {bake.split()[1] if bake else 'no buildx'}"
+    )
+
+
+def write_results(section: str, begin: str, end: str) -> None:
+    """Replace this benchmark's section of RESULTS.md (other sections stay)."""
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    if begin in text and end in text:
+        before, _, rest = text.partition(begin)
+        text = before + section + rest.partition(end)[2]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    RESULTS.write_text(text)

@@ -1,0 +1,167 @@
+"""The engine on Docker and buildx, through python-on-whales: the only module that imports it."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from buildflow.engine.base import BuildRequest, BuildResult, EngineError
+from buildflow.engine.registry import RegistryClient
+from buildflow.errors import EngineUnavailable
+from buildflow.model import Secret
+
+DEFAULT_TIMEOUT = 1800
+_STEP = re.compile(r"^#(\d+) \[(?:[^\]]* )?\d+/\d+\] (?!FROM )")  # a Dockerfile instruction, not FROM
+_CACHED = re.compile(r"^#(\d+) CACHED")
+_TRANSIENT = re.compile(
+    r"connection refused|connection reset|broken pipe|i/o timeout|TLS handshake timeout|context deadline exceeded"
+    r"|unexpected EOF|\b(500|502|503|504)\b|Service Unavailable|Bad Gateway|Gateway Timeout|Internal Server Error"
+    r"|\b429\b|Too Many Requests|Cannot connect to the Docker daemon|server misbehaving|timed out|timeout"
+    r"|failed commit on ref",
+    re.IGNORECASE,
+)
+_PERMANENT = re.compile(
+    r"did not complete successfully|dockerfile parse error|unknown instruction|\b401\b|Unauthorized|\b403\b"
+    r"|Forbidden|not found|no such file|failed to compute cache key|invalid reference format|denied",
+    re.IGNORECASE,
+)
+TIMED_OUT = 124  # exit code of timeout(1)
+
+
+def classify(lines: Sequence[str], return_code: int) -> EngineError:
+    """The error a failed docker call means: its ERROR line, and whether trying again can help."""
+    error_lines = [line.strip() for line in lines if line.lstrip().startswith("ERROR:")]
+    message = (error_lines or [line.strip() for line in lines if line.strip()] or [f"exit code {return_code}"])[-1]
+    message = message.removeprefix("ERROR: ")
+    if return_code == TIMED_OUT:
+        return EngineError(f"no answer within the time limit (killed): {message}", transient=True)
+    transient = bool(_TRANSIENT.search(message)) and not _PERMANENT.search(message)
+    return EngineError(message, transient=transient)
+
+
+class BuildxEngine:
+    """Builds with `docker buildx build` and talks to registries with `docker buildx imagetools`."""
+
+    def __init__(self, *, timeout: int = DEFAULT_TIMEOUT, on_output: Callable[[str, str], None] | None = None):
+        from python_on_whales import DockerClient
+
+        self.timeout = timeout
+        self.docker = DockerClient(client_call=["timeout", "-s", "TERM", str(timeout), "docker"])
+        self.registry = RegistryClient()
+        self.on_output = on_output or (lambda target, line: None)
+
+    def check(self) -> None:
+        """Fail early, in one line, when no engine or no buildx answers."""
+        from python_on_whales import DockerException
+        from python_on_whales.utils import run
+
+        for command in (["version", "--format", "{{.Server.Version}}"], ["buildx", "version"]):
+            try:
+                run([*self.docker.client_config.docker_cmd, *command])
+            except DockerException as error:
+                reason = classify((error.stderr or "").splitlines(), error.return_code)
+                raise EngineUnavailable(
+                    f"the Docker engine is not usable ({reason}); start one, e.g. scripts/engine.sh up"
+                ) from None
+
+    def build(self, request: BuildRequest) -> BuildResult:
+        """Build one image into the local image store and return its manifest digest."""
+        from python_on_whales import DockerException
+
+        started = time.monotonic()
+        lines: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="buildflow-") as scratch:
+            metadata = Path(scratch) / "metadata.json"
+            try:
+                stream: Iterator[str] = self.docker.buildx.build(**_build_arguments(request, metadata))  # type: ignore[assignment]
+                for line in stream:
+                    lines.append(line.rstrip("\n"))
+                    self.on_output(request.target_id, lines[-1])
+            except DockerException as error:
+                raise classify(lines or (error.stderr or "").splitlines(), error.return_code) from None
+            digest = json.loads(metadata.read_text())["containerimage.digest"]
+        steps, cached = _step_counts(lines)
+        return BuildResult(digest, time.monotonic() - started, steps, cached, tuple(lines[-20:]))
+
+    def push(self, reference: str) -> str:
+        """Push a built image from the local store; return the digest the registry now holds for it.
+
+        Builds go to the local store and are pushed by this separate call: buildx's docker driver would
+        otherwise push twice (BuildKit, then the daemon), and a half-done first push breaks every retry.
+        """
+        from python_on_whales import DockerException
+
+        try:
+            self.docker.image.push(reference, quiet=True)
+        except DockerException as error:
+            raise classify((error.stderr or "").splitlines(), error.return_code) from None
+        digest = self.registry.digest(reference)
+        if digest is None:
+            raise EngineError(f"{reference} was pushed but the registry does not have it", transient=True)
+        return digest
+
+    def manifest_digest(self, reference: str) -> str | None:
+        """The digest of the manifest a registry holds for `reference`, or None when it holds none."""
+        return self.registry.digest(reference)
+
+    def tag(self, source: str, references: Sequence[str]) -> None:
+        """Point more tags at a pushed image, registry side, with the very same manifest (and digest)."""
+        for reference in references:
+            self.registry.copy_tag(source, reference)
+
+    def tag_local(self, source: str, references: Sequence[str]) -> None:
+        """Tag an image in the local image store."""
+        from python_on_whales import DockerException
+
+        try:
+            for reference in references:
+                self.docker.image.tag(source, reference)
+        except DockerException as error:
+            raise classify((error.stderr or "").splitlines(), error.return_code) from None
+
+
+def _build_arguments(request: BuildRequest, metadata: Path) -> dict[str, Any]:
+    """python-on-whales build() arguments for a request: into the local store, plain progress, provenance off."""
+    output = {"type": "image", "name": request.tags[0], "push": "false"}
+    return {
+        "context_path": request.context,
+        "file": request.dockerfile,
+        "build_args": dict(request.args),
+        "build_contexts": dict(request.build_contexts),
+        "labels": dict(request.labels),
+        "target": request.stage or None,
+        "platforms": list(request.platforms) or None,
+        "network": request.network if request.network != "default" else None,
+        "secrets": [_secret_argument(secret) for secret in request.secrets],
+        "cache": not request.no_cache,
+        "cache_from": [dict(source) for source in request.cache_from] or None,
+        "cache_to": dict(request.cache_to) if request.cache_to else None,
+        "pull": request.pull,
+        "provenance": False,
+        "output": output,
+        "metadata_file": metadata,
+        "progress": "plain",
+        "stream_logs": True,
+    }
+
+
+def _secret_argument(secret: Secret) -> str:
+    """--secret id=X,env=VAR or id=X,src=PATH: the value itself is never on the command line."""
+    kind = "env" if secret.source == "env" else "src"
+    return f"id={secret.id},{kind}={secret.location}"
+
+
+def _step_counts(lines: Iterable[str]) -> tuple[int, int]:
+    """How many Dockerfile steps (FROM aside) the build had and how many came from cache."""
+    steps, cached = set(), set()
+    for line in lines:
+        if match := _STEP.match(line):
+            steps.add(match[1])
+        if match := _CACHED.match(line):
+            cached.add(match[1])
+    return len(steps), len(cached)

@@ -1,0 +1,205 @@
+"""A small OCI distribution client: manifest lookups and byte-exact tag copies, with Docker's credentials.
+
+`docker buildx imagetools create` (buildx 0.13) wraps a single-platform manifest in a new index, so the
+release tag would not carry the digest that was built; copying the manifest bytes keeps it. Loopback
+registries are spoken to over plain HTTP, as Docker does; everything else over HTTPS.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from email.message import Message
+from pathlib import Path
+
+from buildflow.engine.base import EngineError
+
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+)
+_LOOPBACK = ("localhost", "127.", "[::1]")
+_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+
+
+class Reference:
+    """registry host, repository and tag-or-digest of an image reference."""
+
+    def __init__(self, text: str) -> None:
+        name, separator, digest = text.partition("@")
+        host, _, path = name.partition("/")
+        last = path.rsplit("/", 1)[-1]
+        repository, tag = path.rsplit(":", 1) if ":" in last else (path, "latest")
+        self.host, self.repository = host, repository
+        self.tag = digest if separator else tag
+
+    def __str__(self) -> str:
+        joiner = "@" if self.tag.startswith("sha256:") else ":"
+        return f"{self.host}/{self.repository}{joiner}{self.tag}"
+
+
+class RegistryClient:
+    """Manifest HEAD/GET/PUT and blob mounts against the registries of the references it is given."""
+
+    def __init__(self, *, timeout: float = 30.0, docker_config: Path | None = None) -> None:
+        self.timeout = timeout
+        self.docker_config = docker_config or Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
+        self._tokens: dict[tuple[str, str], str] = {}
+
+    def digest(self, reference: str) -> str | None:
+        """The digest of the manifest a reference names, or None when the registry has none."""
+        ref = Reference(reference)
+        status, headers, _ = self._request("HEAD", ref, f"manifests/{ref.tag}", {"Accept": MANIFEST_TYPES})
+        if status == 404:
+            return None
+        return headers.get("Docker-Content-Digest") or self._digest_by_get(ref)
+
+    def copy_tag(self, source: str, target: str) -> str:
+        """Make `target` point at exactly the manifest of `source` (same bytes, same digest); return it."""
+        src, dst = Reference(source), Reference(target)
+        status, headers, body = self._request("GET", src, f"manifests/{src.tag}", {"Accept": MANIFEST_TYPES})
+        if status == 404:
+            raise EngineError(f"{source} is not in the registry", transient=False)
+        media_type = headers.get("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        if (dst.host, dst.repository) != (src.host, src.repository):
+            self._mount_blobs(src, dst, json.loads(body))
+        self._request("PUT", dst, f"manifests/{dst.tag}", {"Content-Type": media_type}, body)
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def _digest_by_get(self, ref: Reference) -> str:
+        _, _, body = self._request("GET", ref, f"manifests/{ref.tag}", {"Accept": MANIFEST_TYPES})
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def _mount_blobs(self, src: Reference, dst: Reference, manifest: Mapping[str, object]) -> None:
+        """Mount a manifest's config and layers into another repository of the same registry."""
+        if src.host != dst.host:
+            raise EngineError(
+                f"cannot tag across registries ({src.host} -> {dst.host}) without pulling", transient=False
+            )
+        blobs = [manifest.get("config"), *manifest.get("layers", [])]  # type: ignore[misc]
+        for blob in blobs:
+            if isinstance(blob, dict) and "digest" in blob:
+                query = urllib.parse.urlencode({"mount": blob["digest"], "from": src.repository})
+                self._request("POST", dst, f"blobs/uploads/?{query}", {"Content-Length": "0"}, b"")
+
+    def _request(
+        self, method: str, ref: Reference, path: str, headers: Mapping[str, str], body: bytes | None = None
+    ) -> tuple[int, Message, bytes]:
+        """One registry call, authenticating once when challenged; errors become EngineErrors."""
+        url = f"{_scheme(ref.host)}://{ref.host}/v2/{ref.repository}/{path}"
+        status, answer_headers, answer = self._send(method, url, dict(headers), body, ref)
+        if status == 401:
+            authorization = self._authorize(ref, answer_headers.get("WWW-Authenticate", ""))
+            if authorization:
+                status, answer_headers, answer = self._send(
+                    method, url, {**headers, "Authorization": authorization}, body, ref
+                )
+        if status in (401, 403):
+            raise EngineError(f"not logged in to {ref.host}: run docker login {ref.host}", transient=False)
+        if status >= 400 and status != 404:
+            transient = status >= 500 or status == 429
+            raise EngineError(f"{method} {ref}: {status} from {ref.host}", transient=transient)
+        return status, answer_headers, answer
+
+    def _send(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, ref: Reference
+    ) -> tuple[int, Message, bytes]:
+        token = self._tokens.get((ref.host, ref.repository))
+        all_headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **headers}
+        request = urllib.request.Request(url, data=body, method=method, headers=all_headers)
+        try:
+            with _opener(url).open(request, timeout=self.timeout) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read()
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise EngineError(f"{ref.host}: {reason}", transient=True) from None
+
+    def _authorize(self, ref: Reference, challenge: str) -> str | None:
+        """An Authorization header answering a Basic or Bearer challenge with Docker's credentials."""
+        credentials = self._credentials(ref.host)
+        if challenge.lower().startswith("basic"):
+            return f"Basic {base64.b64encode(':'.join(credentials).encode()).decode()}" if credentials else None
+        fields = dict(_CHALLENGE.findall(challenge))
+        if "realm" not in fields:
+            return None
+        scope = fields.get("scope") or f"repository:{ref.repository}:pull,push"
+        query = urllib.parse.urlencode({"service": fields.get("service", ""), "scope": scope})
+        headers = {}
+        if credentials:
+            headers["Authorization"] = f"Basic {base64.b64encode(':'.join(credentials).encode()).decode()}"
+        request = urllib.request.Request(f"{fields['realm']}?{query}", headers=headers)
+        try:
+            with _opener(request.full_url).open(request, timeout=self.timeout) as response:
+                answer = json.loads(response.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+        token = answer.get("token") or answer.get("access_token")
+        if not token:
+            return None
+        self._tokens[(ref.host, ref.repository)] = token
+        return f"Bearer {token}"
+
+    def _credentials(self, host: str) -> tuple[str, str] | None:
+        """(user, secret) for a registry from the Docker config or its credential helper; never logged."""
+        try:
+            config = json.loads((self.docker_config / "config.json").read_text())
+        except (OSError, ValueError):
+            return None
+        helper = config.get("credHelpers", {}).get(host) or config.get("credsStore")
+        if helper:
+            return _from_helper(helper, host)
+        auth = config.get("auths", {}).get(host, {}).get("auth")
+        if auth:
+            user, _, secret = base64.b64decode(auth).decode().partition(":")
+            return user, secret
+        return None
+
+
+def _from_helper(helper: str, host: str) -> tuple[str, str] | None:
+    """Ask docker-credential-HELPER for a registry's credentials."""
+    try:
+        result = subprocess.run(
+            [f"docker-credential-{helper}", "get"], input=host, capture_output=True, text=True, timeout=30, check=False
+        )
+        answer = json.loads(result.stdout) if result.returncode == 0 else {}
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+    return (answer["Username"], answer["Secret"]) if answer.get("Secret") else None
+
+
+def _scheme(host: str) -> str:
+    """http for loopback registries (as Docker treats them), https elsewhere."""
+    return "http" if host.startswith(_LOOPBACK) else "https"
+
+
+class _KeepCredentialsHome(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but never send credentials to another host."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
+
+
+_DIRECT = urllib.request.build_opener(_KeepCredentialsHome, urllib.request.ProxyHandler({}))
+_FROM_ENVIRONMENT = urllib.request.build_opener(_KeepCredentialsHome)
+
+
+def _opener(url: str) -> urllib.request.OpenerDirector:
+    """Loopback registries directly; others through the proxies the environment names, if any."""
+    return _DIRECT if _scheme(urllib.parse.urlsplit(url).netloc) == "http" else _FROM_ENVIRONMENT

@@ -1,0 +1,69 @@
+"""Retries of transient engine and registry errors: the one place tenacity is configured."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from buildflow.engine.base import BuildRequest, BuildResult, Engine, EngineError
+from buildflow.model import RetryPolicy
+
+Result = TypeVar("Result")
+OnRetry = Callable[[str, int, EngineError, float], None]  # subject, failed attempt, error, seconds to wait
+
+
+def is_transient(error: BaseException) -> bool:
+    """Retry only what can go away on its own: refused or reset connections, timeouts, 5xx, 429, an engine
+    that is not answering. A failing RUN, a Dockerfile syntax error, 401/403 or a missing image fail at once."""
+    return isinstance(error, EngineError) and error.transient
+
+
+class RetryingEngine:
+    """An Engine that retries the transient failures of another, with exponential back-off and jitter."""
+
+    def __init__(self, engine: Engine, policy: RetryPolicy, on_retry: OnRetry | None = None) -> None:
+        import tenacity  # imported here, not at the first call, so that no build's timing pays for it
+
+        self.tenacity = tenacity
+        self.engine = engine
+        self.policy = policy
+        self.on_retry = on_retry or (lambda subject, attempt, error, wait: None)
+
+    def build(self, request: BuildRequest) -> BuildResult:
+        """Build, retrying transient failures."""
+        return self._call(request.target_id, self.engine.build, request)
+
+    def push(self, reference: str) -> str:
+        """Push, retrying transient failures."""
+        return self._call(reference, self.engine.push, reference)
+
+    def manifest_digest(self, reference: str) -> str | None:
+        """Look a reference up, retrying transient failures."""
+        return self._call(reference, self.engine.manifest_digest, reference)
+
+    def tag(self, source: str, references: Sequence[str]) -> None:
+        """Tag in the registry, retrying transient failures."""
+        self._call(source, self.engine.tag, source, references)
+
+    def tag_local(self, source: str, references: Sequence[str]) -> None:
+        """Tag locally, retrying transient failures."""
+        self._call(source, self.engine.tag_local, source, references)
+
+    def _call(self, subject: str, function: Callable[..., Result], *args: Any) -> Result:
+        tenacity = self.tenacity
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.policy.attempts),
+            wait=tenacity.wait_exponential_jitter(
+                multiplier=self.policy.initial_delay, jitter=self.policy.initial_delay, max=self.policy.max_delay
+            ),
+            retry=tenacity.retry_if_exception(is_transient),
+            before_sleep=lambda state: self._report(subject, state),
+            reraise=True,
+        )
+        result: Result = retrying(function, *args)
+        return result
+
+    def _report(self, subject: str, state: Any) -> None:
+        """Tell the caller a call failed and will be tried again."""
+        error = state.outcome.exception()
+        self.on_retry(subject, state.attempt_number, error, state.next_action.sleep if state.next_action else 0.0)

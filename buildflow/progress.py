@@ -1,0 +1,104 @@
+"""Seeing a run: one structlog event per state change, and a live table on a terminal (rich)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+from buildflow import log
+from buildflow.scheduler import Outcome, Status
+
+_LEVELS = {"failed": "error", "blocked": "warning", "cancelled": "warning", "retrying": "warning"}
+_COLOURS = {
+    Status.QUEUED: "dim",
+    Status.RUNNING: "cyan",
+    Status.BUILT: "green",
+    Status.FAILED: "bold red",
+    Status.BLOCKED: "yellow",
+    Status.CANCELLED: "yellow",
+}
+
+
+def escape(text: str) -> str:
+    """Text that rich shows as it is (target ids contain [brackets], which rich reads as markup)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def event_fields(name: str, outcome: Outcome, extra: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a target's event."""
+    fields: dict[str, Any] = {"target": outcome.target.id, "status": str(outcome.status)}
+    if name == "built":
+        fields.update(
+            digest=outcome.digest,
+            seconds=round(outcome.seconds, 2),
+            reference=outcome.reference,
+            pushed=outcome.pushed,
+            cached_steps=outcome.cached_steps,
+            steps=outcome.total_steps,
+        )
+    elif name in ("failed", "blocked", "cancelled"):
+        fields["error"] = outcome.error
+        if name == "failed":
+            fields.update(seconds=round(outcome.seconds, 2), attempts=outcome.attempts)
+    elif name == "released":
+        fields["tags"] = list(outcome.released)
+    return {**fields, **extra}
+
+
+class Progress:
+    """The events sink of a run: structlog events, plus a live table when `live` is set."""
+
+    def __init__(self, outcomes: dict[str, Outcome] | None = None, *, live: bool = False) -> None:
+        self.lock = threading.Lock()
+        self.outcomes = outcomes or {}
+        self.view: Any = None
+        if live:
+            from rich.console import Console
+            from rich.live import Live
+
+            self.view = Live(
+                console=Console(file=sys.stderr), refresh_per_second=4, transient=True, get_renderable=self._table
+            )
+
+    def __enter__(self) -> Progress:
+        if self.view is not None:
+            self.view.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.view is not None:
+            self.view.stop()
+
+    def __call__(self, name: str, outcome: Outcome, **extra: Any) -> None:
+        """Record one state change of a target."""
+        self.outcomes.setdefault(outcome.target.id, outcome)
+        level = _LEVELS.get(name, "info")
+        with self.lock:
+            if self.view is None:
+                log.event(level, f"target.{name}", **event_fields(name, outcome, extra))
+            elif level != "info":
+                detail = extra.get("error") or outcome.error
+                colour, target = _COLOURS[outcome.status], escape(outcome.target.id)
+                self.view.console.print(f"[{colour}]{name}[/] {target}: {escape(str(detail))}")
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+        for column in ("TARGET", "STATUS", "TIME", "DETAIL"):
+            table.add_column(column)
+        now = time.time()
+        for outcome in list(self.outcomes.values()):
+            elapsed = (outcome.finished or now) - outcome.started if outcome.started else 0
+            detail = outcome.digest[:19] if outcome.digest else outcome.error
+            table.add_row(
+                escape(outcome.target.id),
+                f"[{_COLOURS[outcome.status]}]{outcome.status}[/]",
+                f"{elapsed:.1f}s" if outcome.started else "",
+                escape(detail),
+            )
+        return table

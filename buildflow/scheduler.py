@@ -1,0 +1,291 @@
+"""Runs a plan on an engine: parallel builds in dependency order, failures as outcomes, releases all or nothing."""
+
+from __future__ import annotations
+
+import heapq
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from buildflow.engine.base import BuildOptions, Engine, EngineError, build_request, content_reference, pinned
+from buildflow.engine.retrying import RetryingEngine
+from buildflow.model import EdgeKind, RetryPolicy, Target
+from buildflow.planner import Plan
+
+
+class Status(StrEnum):
+    """Where a target stands in a run."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    BUILT = "BUILT"
+    FAILED = "FAILED"
+    BLOCKED = "BLOCKED"  # a parent failed
+    CANCELLED = "CANCELLED"  # not started: an earlier failure stopped the run (no --keep-going)
+
+
+@dataclass
+class Outcome:
+    """What happened to one target in a run."""
+
+    target: Target
+    status: Status = Status.QUEUED
+    reference: str = ""
+    pushed: bool = False
+    digest: str = ""
+    started: float = 0.0
+    finished: float = 0.0
+    retries: int = 0
+    total_steps: int = 0
+    cached_steps: int = 0
+    error: str = ""
+    released: tuple[str, ...] = ()
+
+    @property
+    def seconds(self) -> float:
+        """How long the build took (0 if it never ran)."""
+        return max(0.0, self.finished - self.started) if self.started else 0.0
+
+    @property
+    def attempts(self) -> int:
+        """Tries of this target's engine calls: one, plus every retry of a build or a push."""
+        return 1 + self.retries if self.started else 0
+
+    @property
+    def built_as(self) -> str:
+        """How children refer to this image: by digest when pushed, by its content tag when local."""
+        return pinned(self.reference, self.digest) if self.pushed else self.reference
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run behaves."""
+
+    jobs: int = 4
+    keep_going: bool = False
+    build: BuildOptions = field(default_factory=BuildOptions)
+    retry: RetryPolicy | None = None  # None: the pipeline's
+
+
+@dataclass
+class RunResult:
+    """Every target's outcome, and whether the release tags were applied."""
+
+    outcomes: dict[str, Outcome]
+    seconds: float
+    released: bool = False
+    release_error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when every target was built and the release went through."""
+        return all(o.status == Status.BUILT for o in self.outcomes.values()) and not self.release_error
+
+
+Events = Callable[..., None]  # (event name, outcome, **fields)
+
+
+class Scheduler:
+    """Builds a plan: each target starts as soon as its own parents are built, at most `jobs` at a time."""
+
+    def __init__(self, plan: Plan, engine: Engine, options: RunOptions, events: Events | None = None) -> None:
+        self.plan = plan
+        self.pipeline = plan.pipeline
+        self.engine = RetryingEngine(engine, options.retry or plan.pipeline.retry, self._retrying)
+        self.options = options
+        self.events = events or (lambda name, outcome, **fields: None)
+        self.outcomes = {step.target.id: Outcome(step.target) for step in plan.steps}
+        self.order = {step.target.id: step.order for step in plan.steps}
+        self.by_reference: dict[str, Outcome] = {}
+        self._push_locks: dict[str, threading.Lock] = {}
+        self.stopping = False
+
+    def run(self) -> RunResult:
+        """Build everything that can be built, then apply the release tags if nothing failed."""
+        started = time.monotonic()
+        for outcome in self.outcomes.values():
+            self.events("queued", outcome)
+        self._build_all()
+        for outcome in self.outcomes.values():
+            if outcome.status == Status.QUEUED:
+                outcome.status, outcome.error = Status.CANCELLED, "not started: an earlier target failed"
+                self.events("cancelled", outcome)
+        result = RunResult(self.outcomes, 0.0)
+        if all(o.status == Status.BUILT for o in self.outcomes.values()):
+            self._release(result)
+        result.seconds = time.monotonic() - started
+        return result
+
+    # ---- building -------------------------------------------------------------------------------------------
+
+    def _build_all(self) -> None:
+        waiting = {target_id: self._parents_in_plan(target_id) for target_id in self.outcomes}
+        ready = [(self.order[tid], tid) for tid, parents in waiting.items() if not parents]
+        heapq.heapify(ready)
+        running: dict[Future[None], str] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="build") as pool:
+            while ready or running:
+                while ready and len(running) < self.options.jobs and not self.stopping:
+                    target_id = heapq.heappop(ready)[1]
+                    self._start(target_id)
+                    running[pool.submit(self._build, target_id)] = target_id
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    target_id = running.pop(future)
+                    future.result()
+                    self._finished(target_id, waiting, ready)
+
+    def _parents_in_plan(self, target_id: str) -> set[str]:
+        return {edge.parent for edge in self.outcomes[target_id].target.parents if edge.parent in self.outcomes}
+
+    def _start(self, target_id: str) -> None:
+        outcome = self.outcomes[target_id]
+        outcome.status, outcome.started = Status.RUNNING, time.time()
+        self.events("started", outcome)
+
+    def _finished(self, target_id: str, waiting: dict[str, set[str]], ready: list[tuple[int, str]]) -> None:
+        """Record a finished build; release its children, or block them."""
+        outcome = self.outcomes[target_id]
+        if outcome.status == Status.BUILT:
+            self.events("built", outcome)
+            for child_id, parents in waiting.items():
+                if target_id in parents:
+                    parents.discard(target_id)
+                    if not parents and self.outcomes[child_id].status == Status.QUEUED:
+                        heapq.heappush(ready, (self.order[child_id], child_id))
+            return
+        self.events("failed", outcome)
+        self.stopping = self.stopping or not self.options.keep_going
+        self._block_descendants(target_id)
+
+    def _block_descendants(self, failed_id: str) -> None:
+        import networkx as nx
+
+        selected = [
+            target_id for target_id in nx.descendants(self.pipeline.graph, failed_id) if target_id in self.order
+        ]
+        for target_id in sorted(selected, key=self.order.__getitem__):
+            outcome = self.outcomes[target_id]
+            if outcome.status == Status.QUEUED:
+                outcome.status, outcome.error = Status.BLOCKED, f"{failed_id} failed"
+                self.events("blocked", outcome)
+
+    def _build(self, target_id: str) -> None:
+        """Build one target in a worker thread; failures become its outcome, never an exception."""
+        outcome = self.outcomes[target_id]
+        try:
+            self._check_secrets(outcome.target)
+            parents = self._parent_references(outcome.target)
+            request = build_request(
+                outcome.target,
+                parents,
+                registry=self.pipeline.registry,
+                root=self.pipeline.root,
+                options=self.options.build,
+            )
+            outcome.reference = request.tags[0]
+            self.by_reference[outcome.reference] = outcome
+            result = self.engine.build(request)
+            outcome.digest, outcome.total_steps, outcome.cached_steps = (
+                result.digest,
+                result.total_steps,
+                result.cached_steps,
+            )
+            if request.push:
+                self._push(outcome)
+        except EngineError as error:
+            outcome.status, outcome.error = Status.FAILED, str(error)
+        else:
+            outcome.status = Status.BUILT
+        finally:
+            outcome.finished = time.time()
+
+    def _push(self, outcome: Outcome) -> None:
+        """Push a built image under its content tag; the registry must then hold exactly the built digest.
+
+        Identical images (matrix values the Dockerfile does not use) are pushed one after the other: the
+        engine refuses two pushes of one manifest at the same time ("failed commit on ref").
+        """
+        with self._push_locks.setdefault(outcome.digest, threading.Lock()):
+            digest = self.engine.push(outcome.reference)
+        if digest != outcome.digest:
+            raise EngineError(
+                f"the registry holds {digest} for {outcome.reference}, not the built {outcome.digest}", transient=False
+            )
+        outcome.pushed = True
+
+    def _parent_references(self, target: Target) -> dict[str, str]:
+        """How the build refers to each parent: built in this run, or already in the registry."""
+        references = {}
+        for edge in target.parents:
+            if edge.kind == EdgeKind.DEPENDS_ON and not edge.reference:
+                continue
+            parent = self.outcomes.get(edge.parent)
+            references[edge.parent] = parent.built_as if parent else self._existing(edge.parent)
+        return references
+
+    def _existing(self, parent_id: str) -> str:
+        """A parent outside the selection: its image from an earlier run, found by its content tag."""
+        reference = content_reference(self.pipeline.targets[parent_id], self.pipeline.registry)
+        if not self.options.build.push:
+            return reference
+        digest = self.engine.manifest_digest(reference)
+        if digest is None:
+            raise EngineError(
+                f"parent {parent_id} is not built ({reference} is not in the registry); "
+                f"select it too: buildflow build {parent_id.split('[', 1)[0]}",
+                transient=False,
+            )
+        return pinned(reference, digest)
+
+    def _check_secrets(self, target: Target) -> None:
+        """Every declared secret must have a value to hand to the build (the value itself is never read)."""
+        for secret in target.secrets:
+            if secret.source == "env" and secret.location not in os.environ:
+                raise EngineError(
+                    f"secret {secret.id}: environment variable {secret.location} is not set", transient=False
+                )
+            if secret.source == "file" and not (self.pipeline.root / secret.location).is_file():
+                raise EngineError(
+                    f"secret {secret.id}: file {secret.location} not found (relative to {self.pipeline.root})",
+                    transient=False,
+                )
+
+    def _retrying(self, subject: str, attempt: int, error: EngineError, seconds: float) -> None:
+        """A transient failure that will be tried again (called from a worker thread)."""
+        outcome = self.outcomes.get(subject) or self.by_reference.get(subject)
+        if outcome is not None:
+            outcome.retries += 1
+            self.events("retrying", outcome, attempt=attempt, error=str(error), wait=round(seconds, 1))
+
+    # ---- releasing ------------------------------------------------------------------------------------------
+
+    def _release(self, result: RunResult) -> None:
+        """Apply every human tag, now that every selected target was built; registry side for pushed images."""
+        to_release = [o for o in self.outcomes.values() if any(tag != o.reference for tag in o.target.tags)]
+        with ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="release") as pool:
+            errors = [error for error in pool.map(self._release_one, to_release) if error]
+        for outcome in to_release:
+            if outcome.released:
+                self.events("released", outcome)
+        result.release_error = errors[0] if errors else ""
+        result.released = not errors
+
+    def _release_one(self, outcome: Outcome) -> str:
+        """Tag one built image; the error, if any, as text."""
+        tags = [tag for tag in outcome.target.tags if tag != outcome.reference]
+        try:
+            if outcome.pushed:
+                self.engine.tag(outcome.built_as, tags)
+            else:
+                self.engine.tag_local(outcome.reference, tags)
+        except EngineError as error:
+            return f"{outcome.target.id}: {error}"
+        outcome.released = tuple(tags)
+        return ""
