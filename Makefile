@@ -36,8 +36,8 @@ demo: $(STAMP) engine ## Build the demo hierarchy (Debian -> Python -> NumPy/Sci
 	scripts/debian-rootfs.sh pipelines/demo/base/rootfs.tar
 	@echo "== the hierarchy:"; $(BIN)/buildflow graph -f $(DEMO)
 	@echo "== building it:"; $(BIN)/buildflow build -f $(DEMO) --report .buildflow/demo-report.json
-	@echo "== the images are in the registry at http://127.0.0.1:5000 (repositories: $$(curl -s \
-	  http://127.0.0.1:5000/v2/_catalog | tr -d '\n ')); every digest is in .buildflow/demo-report.json"
+	@echo "== the images are in the registry on 127.0.0.1:5000 under the tags above (try: curl -s"\
+	  "http://127.0.0.1:5000/v2/demo/app/tags/list); every digest is in .buildflow/demo-report.json"
 	@echo "== running localhost:5000/demo/app:latest:"
 	docker run --rm --network none --pull always localhost:5000/demo/app:latest
 
