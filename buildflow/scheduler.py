@@ -123,7 +123,12 @@ class Scheduler:
     # ---- building -------------------------------------------------------------------------------------------
 
     def _build_all(self) -> None:
+        """Start every target whose parents are built, at most `jobs` at a time, until nothing can start."""
         waiting = {target_id: self._parents_in_plan(target_id) for target_id in self.outcomes}
+        children: dict[str, list[str]] = {target_id: [] for target_id in self.outcomes}
+        for target_id, parents in waiting.items():
+            for parent in parents:
+                children[parent].append(target_id)
         ready = [(self.order[tid], tid) for tid, parents in waiting.items() if not parents]
         heapq.heapify(ready)
         running: dict[Future[None], str] = {}
@@ -139,26 +144,29 @@ class Scheduler:
                 for future in done:
                     target_id = running.pop(future)
                     future.result()
-                    self._finished(target_id, waiting, ready)
+                    self._finished(target_id, children[target_id], waiting, ready)
 
     def _parents_in_plan(self, target_id: str) -> set[str]:
+        """The parents of a target that this run builds too."""
         return {edge.parent for edge in self.outcomes[target_id].target.parents if edge.parent in self.outcomes}
 
     def _start(self, target_id: str) -> None:
+        """Mark a target as running."""
         outcome = self.outcomes[target_id]
         outcome.status, outcome.started = Status.RUNNING, time.time()
         self.events("started", outcome)
 
-    def _finished(self, target_id: str, waiting: dict[str, set[str]], ready: list[tuple[int, str]]) -> None:
-        """Record a finished build; release its children, or block them."""
+    def _finished(
+        self, target_id: str, children: list[str], waiting: dict[str, set[str]], ready: list[tuple[int, str]]
+    ) -> None:
+        """Record a finished build; make its children ready once all their parents are built, or block them."""
         outcome = self.outcomes[target_id]
         if outcome.status == Status.BUILT:
             self.events("built", outcome)
-            for child_id, parents in waiting.items():
-                if target_id in parents:
-                    parents.discard(target_id)
-                    if not parents and self.outcomes[child_id].status == Status.QUEUED:
-                        heapq.heappush(ready, (self.order[child_id], child_id))
+            for child_id in children:
+                waiting[child_id].discard(target_id)
+                if not waiting[child_id] and self.outcomes[child_id].status == Status.QUEUED:
+                    heapq.heappush(ready, (self.order[child_id], child_id))
             return
         self.events("failed", outcome)
         self.stopping = self.stopping or not self.options.keep_going
@@ -232,8 +240,9 @@ class Scheduler:
 
     def _existing(self, parent_id: str) -> str:
         """A parent outside the selection: its image from an earlier run, found by its content tag."""
-        reference = content_reference(self.pipeline.targets[parent_id], self.pipeline.registry)
-        if not self.options.build.push:
+        parent = self.pipeline.targets[parent_id]
+        reference = content_reference(parent, self.pipeline.registry)
+        if not (self.options.build.push and parent.push):
             return reference
         digest = self.engine.manifest_digest(reference)
         if digest is None:

@@ -45,7 +45,8 @@ def classify(lines: Sequence[str], return_code: int) -> EngineError:
 
 
 class BuildxEngine:
-    """Builds with `docker buildx build` and talks to registries with `docker buildx imagetools`."""
+    """Builds with `docker buildx build` and pushes with `docker push`; looks images up and copies tags in
+    registries through a RegistryClient."""
 
     def __init__(self, *, timeout: int = DEFAULT_TIMEOUT, on_output: Callable[[str, str], None] | None = None):
         from python_on_whales import DockerClient

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from email.message import Message
 from pathlib import Path
 
+from buildflow import references
 from buildflow.engine.base import EngineError
 
 MANIFEST_TYPES = ", ".join(
@@ -31,17 +32,18 @@ MANIFEST_TYPES = ", ".join(
     ]
 )
 _LOOPBACK = ("localhost", "127.", "[::1]")
+_DOCKER_HUB_API = "registry-1.docker.io"  # where docker.io's registry API answers
+_DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"  # how `docker login` records Docker Hub
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
 
 class Reference:
-    """registry host, repository and tag-or-digest of an image reference."""
+    """Registry host, repository and tag-or-digest of an image reference (docker.io/library/... spelled out)."""
 
     def __init__(self, text: str) -> None:
-        name, separator, digest = text.partition("@")
-        host, _, path = name.partition("/")
-        last = path.rsplit("/", 1)[-1]
-        repository, tag = path.rsplit(":", 1) if ":" in last else (path, "latest")
+        host, _, rest = references.normalized(references.parse(text)).partition("/")
+        name, separator, digest = rest.partition("@")
+        repository, _, tag = name.rpartition(":") if ":" in name else (name, "", "latest")
         self.host, self.repository = host, repository
         self.tag = digest if separator else tag
 
@@ -98,7 +100,8 @@ class RegistryClient:
         self, method: str, ref: Reference, path: str, headers: Mapping[str, str], body: bytes | None = None
     ) -> tuple[int, Message, bytes]:
         """One registry call, authenticating once when challenged; errors become EngineErrors."""
-        url = f"{_scheme(ref.host)}://{ref.host}/v2/{ref.repository}/{path}"
+        host = _DOCKER_HUB_API if ref.host == "docker.io" else ref.host
+        url = f"{_scheme(host)}://{host}/v2/{ref.repository}/{path}"
         status, answer_headers, answer = self._send(method, url, dict(headers), body, ref)
         if status == 401:
             authorization = self._authorize(ref, answer_headers.get("WWW-Authenticate", ""))
@@ -162,7 +165,8 @@ class RegistryClient:
         helper = config.get("credHelpers", {}).get(host) or config.get("credsStore")
         if helper:
             return _from_helper(helper, host)
-        auth = config.get("auths", {}).get(host, {}).get("auth")
+        key = _DOCKER_HUB_AUTH_KEY if host == "docker.io" else host
+        auth = config.get("auths", {}).get(key, {}).get("auth")
         if auth:
             user, _, secret = base64.b64decode(auth).decode().partition(":")
             return user, secret
