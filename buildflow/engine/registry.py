@@ -32,8 +32,6 @@ MANIFEST_TYPES = ", ".join(
     ]
 )
 _LOOPBACK = ("localhost", "127.", "[::1]")
-_DOCKER_HUB_API = "registry-1.docker.io"  # where docker.io's registry API answers
-_DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"  # how `docker login` records Docker Hub
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -100,8 +98,7 @@ class RegistryClient:
         self, method: str, ref: Reference, path: str, headers: Mapping[str, str], body: bytes | None = None
     ) -> tuple[int, Message, bytes]:
         """One registry call, authenticating once when challenged; errors become EngineErrors."""
-        host = _DOCKER_HUB_API if ref.host == "docker.io" else ref.host
-        url = f"{_scheme(host)}://{host}/v2/{ref.repository}/{path}"
+        url = f"{_scheme(ref.host)}://{ref.host}/v2/{ref.repository}/{path}"
         status, answer_headers, answer = self._send(method, url, dict(headers), body, ref)
         if status == 401:
             authorization = self._authorize(ref, answer_headers.get("WWW-Authenticate", ""))
@@ -165,8 +162,7 @@ class RegistryClient:
         helper = config.get("credHelpers", {}).get(host) or config.get("credsStore")
         if helper:
             return _from_helper(helper, host)
-        key = _DOCKER_HUB_AUTH_KEY if host == "docker.io" else host
-        auth = config.get("auths", {}).get(key, {}).get("auth")
+        auth = config.get("auths", {}).get(host, {}).get("auth")
         if auth:
             user, _, secret = base64.b64decode(auth).decode().partition(":")
             return user, secret
