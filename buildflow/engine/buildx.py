@@ -165,4 +165,4 @@ def _step_counts(lines: Iterable[str]) -> tuple[int, int]:
             steps.add(match[1])
         if match := _CACHED.match(line):
             cached.add(match[1])
-    return len(steps), len(cached)
+    return len(steps), len(cached & steps)

@@ -154,6 +154,7 @@ def test_step_counts_leave_out_internal_steps_and_from() -> None:
     lines = [
         "#1 [internal] load build definition from Dockerfile",
         "#4 [1/3] FROM x@sha256:1",
+        "#4 CACHED",
         "#5 [2/3] RUN a",
         "#5 CACHED",
         "#6 [build 3/3] COPY a b",
