@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from buildflow import log
+from buildflow.report import short_digest
 from buildflow.scheduler import Outcome, Status
 
 _LEVELS = {"failed": "error", "blocked": "warning", "cancelled": "warning", "retrying": "warning"}
@@ -52,9 +53,9 @@ def event_fields(name: str, outcome: Outcome, extra: dict[str, Any]) -> dict[str
 class Progress:
     """The events sink of a run: structlog events, plus a live table when `live` is set."""
 
-    def __init__(self, outcomes: dict[str, Outcome] | None = None, *, live: bool = False) -> None:
+    def __init__(self, *, live: bool = False) -> None:
         self.lock = threading.Lock()
-        self.outcomes = outcomes or {}
+        self.outcomes: dict[str, Outcome] = {}
         self.view: Any = None
         if live:
             from rich.console import Console
@@ -94,7 +95,7 @@ class Progress:
         now = time.time()
         for outcome in list(self.outcomes.values()):
             elapsed = (outcome.finished or now) - outcome.started if outcome.started else 0
-            detail = outcome.digest[:19] if outcome.digest else outcome.error
+            detail = short_digest(outcome.digest) if outcome.digest else outcome.error
             table.add_row(
                 escape(outcome.target.id),
                 f"[{_COLOURS[outcome.status]}]{outcome.status}[/]",

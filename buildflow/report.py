@@ -11,7 +11,7 @@ from buildflow.planner import Plan
 from buildflow.scheduler import Outcome, RunResult, Status
 
 
-def _short(digest: str) -> str:
+def short_digest(digest: str) -> str:
     """sha256:0123456789ab."""
     return digest[:19] if digest else "-"
 
@@ -29,7 +29,7 @@ def summary_table(result: RunResult) -> str:
     """One line per target: status, duration, digest, tags or error; then the totals."""
     header = ("TARGET", "STATUS", "TIME", "DIGEST", "DETAIL")
     rows = [
-        (o.target.id, str(o.status), f"{o.seconds:.1f}s" if o.started else "-", _short(o.digest), _detail(o))
+        (o.target.id, str(o.status), f"{o.seconds:.1f}s" if o.started else "-", short_digest(o.digest), _detail(o))
         for o in result.outcomes.values()
     ]
     widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)][:-1]

@@ -94,8 +94,7 @@ class Engine(Protocol):
 def repository(target: Target, registry: str) -> str:
     """The repository a target is pushed to: its first tag's, or REGISTRY/NAME."""
     if target.tags:
-        name = target.tags[0]
-        return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+        return _untagged(target.tags[0])
     return f"{registry}/{target.name}" if registry else target.name
 
 
@@ -106,8 +105,12 @@ def content_reference(target: Target, registry: str) -> str:
 
 def pinned(reference: str, digest: str) -> str:
     """repository@digest: exactly the image built in this run."""
-    name = reference.rsplit(":", 1)[0] if ":" in reference.rsplit("/", 1)[-1] else reference
-    return f"{name}@{digest}"
+    return f"{_untagged(reference)}@{digest}"
+
+
+def _untagged(reference: str) -> str:
+    """A reference without its tag (a registry's :port is not a tag)."""
+    return reference.rsplit(":", 1)[0] if ":" in reference.rsplit("/", 1)[-1] else reference
 
 
 def build_request(

@@ -132,15 +132,13 @@ class RegistryClient:
         """An Authorization header answering a Basic or Bearer challenge with Docker's credentials."""
         credentials = self._credentials(ref.host)
         if challenge.lower().startswith("basic"):
-            return f"Basic {base64.b64encode(':'.join(credentials).encode()).decode()}" if credentials else None
+            return _basic(credentials) if credentials else None
         fields = dict(_CHALLENGE.findall(challenge))
         if "realm" not in fields:
             return None
         scope = fields.get("scope") or f"repository:{ref.repository}:pull,push"
         query = urllib.parse.urlencode({"service": fields.get("service", ""), "scope": scope})
-        headers = {}
-        if credentials:
-            headers["Authorization"] = f"Basic {base64.b64encode(':'.join(credentials).encode()).decode()}"
+        headers = {"Authorization": _basic(credentials)} if credentials else {}
         request = urllib.request.Request(f"{fields['realm']}?{query}", headers=headers)
         try:
             with _opener(request.full_url).open(request, timeout=self.timeout) as response:
@@ -167,6 +165,11 @@ class RegistryClient:
             user, _, secret = base64.b64decode(auth).decode().partition(":")
             return user, secret
         return None
+
+
+def _basic(credentials: tuple[str, str]) -> str:
+    """An HTTP Basic Authorization value."""
+    return "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
 
 
 def _from_helper(helper: str, host: str) -> tuple[str, str] | None:
