@@ -17,7 +17,7 @@ _BRANCH_ENV = ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "BRAN
 
 
 def as_text(value: object) -> str:
-    """A YAML/JSON scalar as the text a build sees: true/false, 3, 3, strings unchanged."""
+    """A YAML/JSON scalar as the text a build sees: true/false, integers as digits, text unchanged."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

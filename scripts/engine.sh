@@ -75,7 +75,7 @@ install_packages() {
   [[ -x /bin/busybox ]] || stable+=(busybox-static)
   have curl || stable+=(curl)
   if (( missing_docker == 0 )) && (( ${#stable[@]} == 0 )); then return; fi
-  [[ $(id -u) -eq 0 ]] || fail "installing needs root (apt-get): run sudo $0 $*"
+  [[ $(id -u) -eq 0 ]] || fail "installing needs root (apt-get): run sudo $0 install"
   apt-get update -qq
   if (( missing_docker )); then
     add_trixie
@@ -155,7 +155,7 @@ EOF
 up() {
   mkdir -p "$STATE"
   if ! engine_answers || ! buildx_answers || ! registry_answers; then
-    install_packages "$@"
+    install_packages
   fi
   engine_answers || start_engine
   buildx_answers || fail "the engine answers but buildx does not: install the docker-buildx plugin"
