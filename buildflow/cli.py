@@ -25,6 +25,7 @@ Exit codes:
   1  a target was not built, the release was not tagged, or no engine answers
   2  invalid pipeline file or command line: one line per problem
   3  internal error in buildflow (rerun with --debug and report it)
+  4  another run of the same pipeline and registry holds the lock (build --no-wait)
 """
 
 _state = {"debug": False}
@@ -47,8 +48,11 @@ def cli(context: click.Context) -> None:
       buildflow plan                           order, generations, parents, tags, fingerprints
       buildflow plan app                       app and everything it is built on
       buildflow plan --downstream base         base and everything built on it
+      buildflow status                         what is up to date in the registry, and why not
       buildflow graph --format mermaid         the DAG for a README or a merge request
-      buildflow build --keep-going             build, push, then tag the release (all or nothing)
+      buildflow build --keep-going             build what changed, push, then tag the release
+      buildflow build --since origin/main      only what changed since a commit, and its children
+      buildflow build --max-age 7d             nightly: also rebuild images older than a week
       buildflow schema > pipeline.schema.json  JSON Schema for editors
 
     The file format is in docs/pipeline-format.md, building in docs/building.md.
@@ -115,7 +119,12 @@ def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Target selection: names (with ancestors) and --downstream names (with descendants)."""
+    """Target selection: names (with ancestors), --downstream names (with descendants), --since a commit."""
+    command = click.option(
+        "--since",
+        metavar="GIT_REV",
+        help="Only the targets whose inputs changed since this commit, and everything built on them.",
+    )(command)
     command = click.option(
         "--downstream",
         "downstream",
@@ -126,25 +135,65 @@ def _selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("targets", nargs=-1)(command)
 
 
-def _load(options: PipelineOptions) -> Any:
-    """Configure logging and load the pipeline named on the command line."""
+def _load(options: PipelineOptions, engine: Any = None, file: Path | None = None) -> Any:
+    """Configure logging and load the pipeline named on the command line.
+
+    With an engine, external base images are resolved to their current digests through it.
+    """
     _state["debug"] = options.debug
     log.configure(level="debug" if options.debug else "info", log_format=options.log_format)
+    from buildflow.freshness import base_resolver
     from buildflow.loader import load_pipeline
 
+    resolver = base_resolver(engine, _base_not_found) if engine is not None else None
     with _collector_paused():
         pipeline = load_pipeline(
-            options.file, overrides=_parse_vars(options.variables), registry=options.registry, display=str(options.file)
+            file or options.file,
+            overrides=_parse_vars(options.variables),
+            registry=options.registry,
+            display=str(file or options.file),
+            resolve_bases=resolver,
         )
     log.event("debug", "pipeline.loaded", file=str(options.file), targets=len(pipeline.targets))
     return pipeline
 
 
-def _plan(options: PipelineOptions, targets: Sequence[str] = (), downstream: Sequence[str] = ()) -> Any:
-    """Load the pipeline and plan the selected targets."""
+def _base_not_found(name: str, reason: str) -> None:
+    """A base image that could not be resolved: it enters fingerprints by name only."""
+    log.event("warning", "base.unresolved", base=name, reason=reason, effect="a move of this base goes unnoticed")
+
+
+def _plan(
+    options: PipelineOptions,
+    targets: Sequence[str] = (),
+    downstream: Sequence[str] = (),
+    since: str | None = None,
+    bases: Any = None,
+) -> Any:
+    """Load the pipeline and plan the selected targets (only those changed since a commit, with --since).
+
+    With an engine as `bases`, external base images are resolved to digests through it.
+    """
     from buildflow.planner import make_plan
 
-    return make_plan(_load(options), targets, downstream)
+    pipeline = _load(options, bases)
+    if not since:
+        return make_plan(pipeline, targets, downstream)
+    from buildflow.since import changed_since
+
+    offline = _load(options) if bases is not None else pipeline
+    changed, reasons = changed_since(since, offline, lambda old_file: _load(options, file=old_file))
+    for target_id, why in reasons.items():
+        log.event("debug", "since.changed", target=target_id, why=why)
+    return make_plan(pipeline, targets, downstream, changed=changed)
+
+
+def _lookup_engine(engine: Any) -> Any:
+    """An engine whose registry lookups are retried like a build's."""
+    from buildflow.engine.retrying import RetryingEngine
+    from buildflow.model import RetryPolicy
+
+    return RetryingEngine(engine, RetryPolicy())
 
 
 @contextmanager
@@ -185,20 +234,112 @@ def validate(*, options: PipelineOptions) -> None:
     click.echo(f"{options.file}: valid: {validation_summary(_plan(options))}")
 
 
-@cli.command(short_help="Show the order, generations, parents, tags and fingerprints.")
+def _rebuild_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """When an image that is up to date is built anyway: --max-age and --no-follow-bases."""
+    command = click.option(
+        "--no-follow-bases",
+        is_flag=True,
+        help="Do not resolve external bases (FROM ubuntu:22.04) to digests: a base that moved does not rebuild.",
+    )(command)
+    return click.option(
+        "--max-age",
+        metavar="AGE",
+        callback=_check_age,
+        help="Rebuild images built longer ago than AGE (7d, 12h, 2w), even if nothing changed. "
+        "Default: the pipeline's rebuild.max_age, or never.",
+    )(command)
+
+
+def _check_age(context: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
+    """--max-age must read like 7d."""
+    from buildflow.model import parse_age
+
+    try:
+        if value is not None:
+            parse_age(value)
+    except ValueError as error:
+        raise click.BadParameter(f"{error}; use s, m, h, d or w") from None
+    return value
+
+
+def _max_age(the_plan: Any, max_age: str | None) -> float | None:
+    """--max-age, else the pipeline's rebuild.max_age, in seconds."""
+    from buildflow.model import parse_age
+
+    return parse_age(max_age) if max_age else the_plan.pipeline.rebuild.max_age_seconds
+
+
+@cli.command(short_help="Show the order, generations, parents, tags, fingerprints and what would be rebuilt.")
 @_selection_options
+@_rebuild_options
+@click.option("--offline", is_flag=True, help="Do not ask registries: no base digests, no up-to-date check.")
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @_pipeline_options
-def plan(*, targets: Sequence[str], downstream: Sequence[str], output_format: str, options: PipelineOptions) -> None:
-    """Show what would be built: order, generation, parents, fingerprint and tags.
+def plan(
+    *,
+    targets: Sequence[str],
+    downstream: Sequence[str],
+    since: str | None,
+    max_age: str | None,
+    no_follow_bases: bool,
+    offline: bool,
+    output_format: str,
+    options: PipelineOptions,
+) -> None:
+    """Show what would be built: order, generation, parents, fingerprint, tags, and whether each target
+    is up to date in the registry or why it would be built (unless --offline).
 
     With TARGET names, only those targets and their ancestors; a name selects every matrix image of a
     target, an id like 'app[tf=1.8.0]' selects one.
     """
+    from buildflow.freshness import plan_states
     from buildflow.render import plan_json, plan_table
 
-    the_plan = _plan(options, targets, downstream)
-    click.echo(plan_json(the_plan) if output_format == "json" else plan_table(the_plan))
+    engine = None if offline else _lookup_engine(_buildx())
+    the_plan = _plan(options, targets, downstream, since, None if no_follow_bases else engine)
+    states = plan_states(the_plan, engine, max_age=_max_age(the_plan, max_age)) if engine else None
+    click.echo(plan_json(the_plan, states) if output_format == "json" else plan_table(the_plan, states))
+
+
+@cli.command(short_help="Say for every target whether it is up to date, and if not, why.")
+@_selection_options
+@_rebuild_options
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_pipeline_options
+def status(
+    *,
+    targets: Sequence[str],
+    downstream: Sequence[str],
+    since: str | None,
+    max_age: str | None,
+    no_follow_bases: bool,
+    output_format: str,
+    options: PipelineOptions,
+) -> None:
+    """Say for every target whether its image in the registry is up to date, and if not, why:
+    'Dockerfile changed', 'context file src/train.py changed', 'base ubuntu:22.04 moved ...',
+    'parent cuda will be rebuilt', 'older than max-age 7d'. Builds nothing.
+
+    The previous inputs come from the build records buildflow keeps beside each image in the registry,
+    so this works on a fresh CI runner.
+    """
+    from buildflow.freshness import plan_states
+    from buildflow.render import status_json, status_table
+
+    engine = _lookup_engine(_buildx())
+    the_plan = _plan(options, targets, downstream, since, None if no_follow_bases else engine)
+    if not the_plan.pipeline.registry:
+        raise UsageError(f"{options.file}: status needs a registry: set registry: in the file or pass --registry")
+    states = plan_states(the_plan, engine, max_age=_max_age(the_plan, max_age))
+    click.echo(status_json(the_plan, states) if output_format == "json" else status_table(the_plan, states))
+
+
+def _buildx(timeout: int = 1800) -> Any:
+    """The buildx engine (nothing is started until it is used)."""
+    from buildflow.engine.buildx import BuildxEngine
+
+    on_output = _builder_output if log.enabled("debug") else None
+    return BuildxEngine(timeout=timeout, on_output=on_output)
 
 
 @cli.command(short_help="Draw the DAG as text, Graphviz DOT or Mermaid.")
@@ -212,12 +353,19 @@ def plan(*, targets: Sequence[str], downstream: Sequence[str], output_format: st
     help="text for a terminal, dot for Graphviz, mermaid for Markdown.",
 )
 @_pipeline_options
-def graph(*, targets: Sequence[str], downstream: Sequence[str], output_format: str, options: PipelineOptions) -> None:
+def graph(
+    *,
+    targets: Sequence[str],
+    downstream: Sequence[str],
+    since: str | None,
+    output_format: str,
+    options: PipelineOptions,
+) -> None:
     """Draw the DAG; inferred edges (from Dockerfile FROM lines) are marked."""
     from buildflow.render import graph_dot, graph_mermaid, graph_text
 
     draw = {"text": graph_text, "dot": graph_dot, "mermaid": graph_mermaid}[output_format]
-    click.echo(draw(_plan(options, targets, downstream)))
+    click.echo(draw(_plan(options, targets, downstream, since)))
 
 
 @cli.command(short_help="Build the selection in dependency order, push it, then tag the release.")
@@ -265,17 +413,47 @@ def graph(*, targets: Sequence[str], downstream: Sequence[str], output_format: s
     help="Write every target's status, digest, tags, timings, attempts and cache hits here.",
 )
 @click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE.xml",
+    help="Write a JUnit file, one testcase per target (GitLab, Jenkins and GitHub test reporters read it).",
+)
+@click.option(
+    "--summary",
+    "summary_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE.md",
+    help="Write a Markdown summary with the DAG (also appended to $GITHUB_STEP_SUMMARY when that is set).",
+)
+@click.option(
     "--progress",
     type=click.Choice(["auto", "live", "plain"]),
     default="auto",
     show_default=True,
     help="A live table (auto: on a terminal with console logs) or one log line per change.",
 )
+@click.option("--force", is_flag=True, help="Build every selected target, even those up to date in the registry.")
+@click.option(
+    "--force-target",
+    "force_targets",
+    multiple=True,
+    metavar="TARGET",
+    help="Build TARGET even if it is up to date (repeatable); children follow if its digest changes.",
+)
+@_rebuild_options
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="When another run of this pipeline and registry holds the lock: wait for it, or exit with code 4.",
+)
 @_pipeline_options
 def build(
     *,
     targets: Sequence[str],
     downstream: Sequence[str],
+    since: str | None,
     jobs: int,
     keep_going: bool,
     push: bool,
@@ -284,39 +462,96 @@ def build(
     retries: int | None,
     timeout: int,
     report_path: Path | None,
+    junit_path: Path | None,
+    summary_path: Path | None,
     progress: str,
+    force: bool,
+    force_targets: Sequence[str],
+    max_age: str | None,
+    no_follow_bases: bool,
+    wait: bool,
     options: PipelineOptions,
 ) -> None:
     """Build the selected targets (and their ancestors) with buildx, in dependency order.
 
-    Each child builds FROM the exact digest its parent produced in this run. Images are pushed under a
-    content tag (bf-FINGERPRINT) as they finish; the pipeline's own tags are applied, registry side, only
-    after every selected target was built, so a failed run never leaves half a release tagged.
+    A target whose image is already in the registry under its fingerprint, with a build record that is
+    young enough, is REUSED: nothing is built, its children build on it and its tags are still applied.
+    Each child builds FROM the exact digest its parent has. Images are pushed under a content tag
+    (bf-FINGERPRINT) as they finish; the pipeline's own tags are applied, registry side, only after every
+    selected target was built or reused, so a failed run never leaves half a release tagged.
     """
     from buildflow.engine.base import BuildOptions
-    from buildflow.engine.buildx import BuildxEngine
-    from buildflow.progress import Progress
-    from buildflow.report import summary_table, write_report
-    from buildflow.scheduler import RunOptions, Scheduler
+    from buildflow.planner import ids
+    from buildflow.scheduler import RunOptions
+    from buildflow.variables import source_date_epoch
 
-    the_plan = _plan(options, targets, downstream)
-    engine = BuildxEngine(timeout=timeout, on_output=_builder_output if log.enabled("debug") else None)
-    engine.check()
+    engine = _buildx(timeout)
+    the_plan = _plan(options, targets, downstream, since, None if no_follow_bases else _lookup_engine(engine))
     retry = dataclasses.replace(the_plan.pipeline.retry, attempts=retries) if retries else None
-    run_options = RunOptions(jobs=jobs, keep_going=keep_going, build=BuildOptions(push, no_cache, pull), retry=retry)
+    run_options = RunOptions(
+        jobs=jobs,
+        keep_going=keep_going,
+        build=BuildOptions(push, no_cache, pull),
+        retry=retry,
+        force=None if force else frozenset(ids(the_plan.pipeline, force_targets)),
+        max_age=_max_age(the_plan, max_age),
+        source_date_epoch=source_date_epoch(the_plan.pipeline.root),
+    )
     live = progress == "live" or (progress == "auto" and options.log_format == "console" and sys.stderr.isatty())
-    with Progress(live=live) as view:
-        result = Scheduler(the_plan, engine, run_options, events=view).run()
-    click.echo(summary_table(result))
-    if report_path:
-        write_report(report_path, the_plan, result)
+    with _run_lock(the_plan, wait):
+        result = _run(the_plan, engine, run_options, live)
+    _write_reports(the_plan, result, report_path, junit_path, summary_path)
     if not result.ok:
-        failed = sum(1 for outcome in result.outcomes.values() if outcome.status != "BUILT")
+        failed = sum(1 for outcome in result.outcomes.values() if not outcome.succeeded)
         raise RunFailed(
             f"buildflow: {failed} of {len(result.outcomes)} targets not built"
             if failed
             else "buildflow: the release tags were not applied"
         )
+
+
+def _run(the_plan: Any, engine: Any, run_options: Any, live: bool) -> Any:
+    """Run the scheduler with progress on stderr and the summary table on stdout."""
+    from buildflow.progress import Progress
+    from buildflow.report import summary_table
+    from buildflow.scheduler import Scheduler
+
+    with Progress(live=live) as view:
+        result = Scheduler(the_plan, engine, run_options, events=view).run()
+    click.echo(summary_table(result))
+    return result
+
+
+def _run_lock(the_plan: Any, wait: bool) -> Any:
+    """The lock of this pipeline and registry on this host."""
+    from buildflow.engine.base import repository
+    from buildflow.lock import RunLock, lock_path
+
+    pipeline = the_plan.pipeline
+    path = lock_path(pipeline.registry, (repository(target, pipeline.registry) for target in pipeline.targets.values()))
+    describe = f"{pipeline.file} on {pipeline.registry or 'the local image store'}"
+    return RunLock(path, wait=wait, describe=describe, on_wait=lambda holder: _waiting(describe, holder))
+
+
+def _waiting(describe: str, holder: str) -> None:
+    """Say that this run waits for another."""
+    log.event("warning", "lock.waiting", pipeline=describe, holder=holder, hint="--no-wait exits instead (code 4)")
+
+
+def _write_reports(
+    the_plan: Any, result: Any, report_path: Path | None, junit_path: Path | None, summary_path: Path | None
+) -> None:
+    """The JSON report, the JUnit file and the Markdown summary that were asked for; the GitHub step summary."""
+    from buildflow.ci_reports import append_github_step_summary, write_junit, write_summary
+    from buildflow.report import write_report
+
+    if report_path:
+        write_report(report_path, the_plan, result)
+    if junit_path:
+        write_junit(junit_path, the_plan, result)
+    if summary_path:
+        write_summary(summary_path, the_plan, result)
+    append_github_step_summary(the_plan, result)
 
 
 def _builder_output(target: str, line: str) -> None:

@@ -11,6 +11,7 @@ EXIT_OK = 0
 EXIT_TARGET_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INTERNAL = 3
+EXIT_LOCKED = 4
 
 FieldPath = tuple[str | int, ...]
 
@@ -99,3 +100,9 @@ class RunFailed(BuildflowError):
     """A run in which some target was not built, or the release was not applied (exit 1)."""
 
     exit_code = EXIT_TARGET_FAILED
+
+
+class LockBusy(BuildflowError):
+    """Another run of the same pipeline and registry holds the lock, and --no-wait was given (exit 4)."""
+
+    exit_code = EXIT_LOCKED

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from buildflow import dockerignore
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2  # 2: external base digests
 
 
 class ContextError(OSError):
@@ -25,11 +25,30 @@ def file_digest(path: Path) -> str:
 
 def context_digest(context: Path, dockerfile: Path) -> str:
     """sha256 over the files .dockerignore lets through: paths, types, exec bits and contents; no times."""
-    rules = dockerignore.parse(dockerignore.read_rules_text(context, dockerfile))
     digest = hashlib.sha256()
-    for line in _entries(context, "", rules):
+    for line in _context_lines(context, dockerfile):
         digest.update(line.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
+
+
+def context_files(context: Path, dockerfile: Path) -> dict[str, str]:
+    """What context_digest hashes, per entry: relative path -> type, exec bit and content digest."""
+    files = {}
+    for line in _context_lines(context, dockerfile):
+        kind, rest = line[0], line[2:-1]
+        if kind == "f":
+            path, executable, digest = rest.rsplit(" ", 2)
+            files[path] = f"{executable} {digest}"
+        elif kind == "l":
+            path, _, link = rest.partition(" ")  # a path with spaces is read up to its first one: display only
+            files[path] = f"-> {link}"
+    return files
+
+
+def _context_lines(context: Path, dockerfile: Path) -> Iterator[str]:
+    """The context's entries as lines, in a stable order."""
+    rules = dockerignore.parse(dockerignore.read_rules_text(context, dockerfile))
+    return _entries(context, "", rules)
 
 
 def _entries(root: Path, prefix: str, rules: dockerignore.IgnoreRules) -> Iterator[str]:
@@ -76,8 +95,12 @@ def target_fingerprint(
     labels: Mapping[str, str],
     secret_ids: Sequence[str],
     parents: Sequence[str],
+    bases: Mapping[str, str],
 ) -> str:
     """sha256 of everything that decides a target's image; secret values never enter it.
+
+    `bases` maps each external image the Dockerfile names to its digest ("" when not resolved), so a base
+    that moves upstream changes the fingerprint of every target on it, and of their descendants.
 
     The input is the repr of a tuple of strings and sorted tuples: unambiguous, and several times cheaper
     than JSON for the thousands of small payloads of a large pipeline.
@@ -92,5 +115,6 @@ def target_fingerprint(
         tuple(sorted(labels.items())) if labels else (),
         tuple(sorted(secret_ids)) if secret_ids else (),
         tuple(sorted(parents)),
+        tuple(sorted(bases.items())) if bases else (),
     )
     return hashlib.sha256(repr(payload).encode()).hexdigest()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from buildflow import references
 from buildflow.dockerfile import Dockerfile, ImageUse, image_uses
@@ -55,22 +56,32 @@ class Ambiguity:
         )
 
 
+class Uses(NamedTuple):
+    """The images a Dockerfile names, sorted out: other targets, ambiguous names and external images."""
+
+    edges: list[Edge]
+    ambiguous: list[Ambiguity]
+    external: list[str]
+
+
 def named_parents(
     dockerfile: Dockerfile,
     build_args: Mapping[str, str],
     image_id: str,
     lookup: Callable[[str], list[str]],
-) -> tuple[list[Edge], list[Ambiguity]]:
-    """An edge to every other target's image the Dockerfile names (once each, as first named), and the
-    names that match several images. The caller keeps the declared ones and adds the rest as inferred."""
-    edges: list[Edge] = []
-    ambiguous: list[Ambiguity] = []
+) -> Uses:
+    """An edge to every other target's image the Dockerfile names (once each, as first named), the names
+    that match several images, and the names of images from outside the pipeline (ubuntu:22.04). The caller
+    keeps the declared edges and adds the rest as inferred."""
+    uses = Uses([], [], [])
     seen: set[str] = set()
     for use, text in image_uses(dockerfile, build_args):
         candidates = [candidate for candidate in lookup(text) if candidate != image_id]
         if len(candidates) > 1:
-            ambiguous.append(Ambiguity(use, text, candidates))
+            uses.ambiguous.append(Ambiguity(use, text, candidates))
+        elif not candidates and text not in uses.external:
+            uses.external.append(text)
         elif candidates and candidates[0] not in seen:
             seen.add(candidates[0])
-            edges.append(Edge(candidates[0], EdgeKind.INFERRED, text, use.line))
-    return edges, ambiguous
+            uses.edges.append(Edge(candidates[0], EdgeKind.INFERRED, text, use.line))
+    return uses

@@ -10,7 +10,7 @@ from typing import Any
 from buildflow import references
 from buildflow.errors import PipelineError, Problem
 from buildflow.model import Pipeline
-from buildflow.resolve import Resolver
+from buildflow.resolve import BaseResolver, Resolver
 from buildflow.source import line_finder, read_document
 from buildflow.spec import schema_problems
 
@@ -21,8 +21,13 @@ def load_pipeline(
     overrides: Mapping[str, str] | None = None,
     registry: str | None = None,
     display: str | None = None,
+    resolve_bases: BaseResolver | None = None,
 ) -> Pipeline:
-    """Load and resolve a pipeline file, or raise PipelineError listing every problem in it."""
+    """Load and resolve a pipeline file, or raise PipelineError listing every problem in it.
+
+    With `resolve_bases`, external base images are looked up and their digests enter the fingerprints;
+    without it (validate, graph, --offline) they enter by name only.
+    """
     display = display or str(path)
     text, data = read_document(path, display)
     problems = _schema_problems(data, display, registry)
@@ -36,6 +41,7 @@ def load_pipeline(
         registry=registry,
         skip=_broken_fields(problems),
         uses_git="{git_" in text,
+        resolve_bases=resolve_bases,
     )
     pipeline = resolver.resolve()
     problems += resolver.problems

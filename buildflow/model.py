@@ -138,6 +138,7 @@ class Target(NamedTuple):
     parents: tuple[Edge, ...]
     variables: Mapping[str, str]
     fingerprint: str
+    bases: Mapping[str, str] = {}  # external images the Dockerfile names -> digest ("" when not resolved)
 
     def to_json(self, root: Path) -> dict[str, Any]:
         """A JSON-ready description, paths relative to the pipeline directory."""
@@ -146,8 +147,8 @@ class Target(NamedTuple):
             "target": self.name,
             "matrix": dict(self.matrix),
             "description": self.description,
-            "context": _relative(self.context, root),
-            "dockerfile": _relative(self.dockerfile, root),
+            "context": relative_path(self.context, root),
+            "dockerfile": relative_path(self.dockerfile, root),
             "stage": self.stage,
             "parents": [{"id": e.parent, "kind": str(e.kind), "detail": e.detail} for e in self.parents],
             "args": dict(self.args),
@@ -159,11 +160,12 @@ class Target(NamedTuple):
             "push": self.push,
             "network": self.network,
             "tests": list(self.tests.commands),
+            "bases": dict(self.bases),
             "fingerprint": self.fingerprint,
         }
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative_path(path: Path, root: Path) -> str:
     """A path relative to the pipeline directory, with forward slashes."""
     try:
         return path.relative_to(root).as_posix() or "."
@@ -180,6 +182,30 @@ class RetryPolicy:
     max_delay: float = 30.0
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str) -> float:
+    """Seconds in an age like 7d, 12h or 2w; ValueError for anything else."""
+    number, unit = text[:-1], text[-1:]
+    if not number.isdigit() or unit not in _UNITS:
+        raise ValueError(f"'{text}' is not an age like 7d, 12h or 2w")
+    return float(int(number) * _UNITS[unit])
+
+
+@dataclass(frozen=True)
+class RebuildPolicy:
+    """When an image whose inputs did not change is built again."""
+
+    follow_bases: bool = True  # external bases are resolved to digests that enter the fingerprint
+    max_age: str = ""  # e.g. "7d"; empty: never rebuilt for age
+
+    @property
+    def max_age_seconds(self) -> float | None:
+        """max_age in seconds, or None."""
+        return parse_age(self.max_age) if self.max_age else None
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """A resolved pipeline: its targets by id (in file order), their generations, and the DAG over them."""
@@ -190,6 +216,7 @@ class Pipeline:
     targets: Mapping[str, Target]
     generations: list[list[str]]  # target ids by depth in the DAG, file order inside each
     retry: RetryPolicy = RetryPolicy()
+    rebuild: RebuildPolicy = RebuildPolicy()
 
     @cached_property
     def graph(self) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -31,13 +31,13 @@ def select(pipeline: Pipeline, names: Sequence[str], downstream: Sequence[str] =
     """Ids selected by names (with their ancestors) and --downstream names (with their descendants)."""
     if not names and not downstream:
         return set(pipeline.targets)
-    selected = closure(pipeline.graph, _ids(pipeline, names), downstream=False) if names else set()
+    selected = closure(pipeline.graph, ids(pipeline, names), downstream=False) if names else set()
     if downstream:
-        selected |= closure(pipeline.graph, _ids(pipeline, downstream), downstream=True)
+        selected |= closure(pipeline.graph, ids(pipeline, downstream), downstream=True)
     return selected
 
 
-def _ids(pipeline: Pipeline, names: Sequence[str]) -> list[str]:
+def ids(pipeline: Pipeline, names: Sequence[str]) -> list[str]:
     """Target ids for names: a target name means all its matrix images; an image id means itself."""
     by_name: dict[str, list[str]] = {}
     for target in pipeline.targets.values():
@@ -54,9 +54,19 @@ def _ids(pipeline: Pipeline, names: Sequence[str]) -> list[str]:
     return ids
 
 
-def make_plan(pipeline: Pipeline, names: Sequence[str] = (), downstream: Sequence[str] = ()) -> Plan:
-    """The plan for a selection: dependency order, generations counted over the whole pipeline."""
+def make_plan(
+    pipeline: Pipeline,
+    names: Sequence[str] = (),
+    downstream: Sequence[str] = (),
+    changed: Collection[str] | None = None,
+) -> Plan:
+    """The plan for a selection: dependency order, generations counted over the whole pipeline.
+
+    With `changed`, only the selected targets that changed or are built on one that did (--since).
+    """
     selected = select(pipeline, names, downstream)
+    if changed is not None:
+        selected &= closure(pipeline.graph, list(changed), downstream=True) if changed else set()
     steps: list[Step] = []
     for generation, layer in enumerate(pipeline.generations):
         for target_id in layer:

@@ -16,6 +16,7 @@ _COLOURS = {
     Status.QUEUED: "dim",
     Status.RUNNING: "cyan",
     Status.BUILT: "green",
+    Status.REUSED: "green",
     Status.FAILED: "bold red",
     Status.BLOCKED: "yellow",
     Status.CANCELLED: "yellow",
@@ -32,7 +33,7 @@ def escape(text: str) -> str:
 def event_fields(name: str, outcome: Outcome, extra: dict[str, Any]) -> dict[str, Any]:
     """The fields of a target's event."""
     fields: dict[str, Any] = {"target": outcome.target.id, "status": str(outcome.status)}
-    if name == "built":
+    if name in ("built", "reused"):
         fields.update(
             digest=outcome.digest,
             seconds=round(outcome.seconds, 2),
@@ -40,6 +41,7 @@ def event_fields(name: str, outcome: Outcome, extra: dict[str, Any]) -> dict[str
             pushed=outcome.pushed,
             cached_steps=outcome.cached_steps,
             steps=outcome.total_steps,
+            why=outcome.why,
         )
     elif name in ("failed", "blocked", "cancelled"):
         fields["error"] = outcome.error

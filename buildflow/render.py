@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from buildflow.model import Edge, EdgeKind, Target
 from buildflow.planner import Plan
+
+if TYPE_CHECKING:
+    from buildflow.freshness import Assessment
 
 _EDGE_MARK = {EdgeKind.FROM: "", EdgeKind.DEPENDS_ON: " (after)", EdgeKind.INFERRED: " (inferred)"}
 _LEGEND = "(inferred): edge found in a Dockerfile, not declared; (after): depends_on, order only"
@@ -21,23 +24,38 @@ def _parents_text(target: Target) -> str:
     return ", ".join(names) or "-"
 
 
-def plan_table(plan: Plan) -> str:
-    """The plan as an aligned table, one target per line."""
-    header = ("#", "GEN", "TARGET", "PARENTS", "FINGERPRINT", "TAGS")
+def aligned(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A table as lines: every column but the last padded to its widest cell."""
+    widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)][:-1]
+    line = "  ".join(f"{{:<{width}}}" for width in widths) + "  {}"
+    return [line.format(*row).rstrip() for row in (header, *rows)]
+
+
+def _state(state: Assessment) -> str:
+    """'up to date' or 'build'."""
+    return "up to date" if state.digest else "build"
+
+
+def plan_table(plan: Plan, states: Mapping[str, Assessment] | None = None) -> str:
+    """The plan as an aligned table, one target per line; with states, whether each is up to date and why."""
+    header = ["#", "GEN", "TARGET", "PARENTS", "FINGERPRINT", "TAGS"]
     rows = [
-        (
+        [
             str(step.order),
             str(step.generation),
             step.target.id,
             _parents_text(step.target),
             step.target.fingerprint[:12],
             ", ".join(step.target.tags) or "-",
-        )
+        ]
         for step in plan.steps
     ]
-    widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)][:-1]
-    line = "  ".join(f"{{:<{width}}}" for width in widths) + "  {}"
-    lines = [line.format(*row) for row in (header, *rows)]
+    if states is not None:
+        header[-1:-1] = ["STATE", "WHY"]
+        for row, step in zip(rows, plan.steps, strict=True):
+            state = states[step.target.id]
+            row[-1:-1] = [_state(state), state.why]
+    lines = aligned(header, rows)
     lines.append("\n" + _summary(plan))
     if any(edge.kind != EdgeKind.FROM for step in plan.steps for edge in step.target.parents):
         lines.append(_LEGEND)
@@ -65,17 +83,43 @@ def _summary(plan: Plan) -> str:
     )
 
 
-def plan_json(plan: Plan) -> str:
-    """The plan as JSON: pipeline, registry and one object per target in order."""
+def plan_json(plan: Plan, states: Mapping[str, Assessment] | None = None) -> str:
+    """The plan as JSON: pipeline, registry and one object per target in order (with its state, if known)."""
     root = plan.pipeline.root
-    document: dict[str, Any] = {
-        "pipeline": str(plan.pipeline.file),
-        "registry": plan.pipeline.registry,
-        "targets": [
-            {"order": step.order, "generation": step.generation, **step.target.to_json(root)} for step in plan.steps
-        ],
-    }
+    targets = []
+    for step in plan.steps:
+        target: dict[str, Any] = {"order": step.order, "generation": step.generation, **step.target.to_json(root)}
+        if states is not None:
+            target |= _state_json(states[step.target.id])
+        targets.append(target)
+    document = {"pipeline": str(plan.pipeline.file), "registry": plan.pipeline.registry, "targets": targets}
     return json.dumps(document, indent=2)
+
+
+def _state_json(state: Assessment) -> dict[str, Any]:
+    """A target's state as JSON fields."""
+    return {"up_to_date": state.digest is not None, "digest": state.digest, "why": state.why}
+
+
+def status_table(plan: Plan, states: Mapping[str, Assessment]) -> str:
+    """One line per target: up to date or build, the registry digest, and why; then the counts."""
+    rows = []
+    for step in plan.steps:
+        state = states[step.target.id]
+        rows.append([step.target.id, _state(state), (state.digest or "-")[:19], state.why])
+    lines = aligned(["TARGET", "STATE", "DIGEST", "WHY"], rows)
+    fresh = sum(1 for state in states.values() if state.digest)
+    lines.append(f"\n{fresh} up to date, {len(states) - fresh} to build.")
+    return "\n".join(lines)
+
+
+def status_json(plan: Plan, states: Mapping[str, Assessment]) -> str:
+    """The status as JSON: one object per target in order."""
+    targets = [
+        {"id": step.target.id, "fingerprint": step.target.fingerprint, **_state_json(states[step.target.id])}
+        for step in plan.steps
+    ]
+    return json.dumps({"pipeline": str(plan.pipeline.file), "registry": plan.pipeline.registry, "targets": targets})
 
 
 def graph_text(plan: Plan) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from buildflow.planner import Plan
+from buildflow.render import aligned
 from buildflow.scheduler import Outcome, RunResult, Status
 
 
@@ -18,10 +19,10 @@ def short_digest(digest: str) -> str:
 
 def _detail(outcome: Outcome) -> str:
     """Tags for a success, the reason for anything else."""
-    if outcome.status == Status.BUILT:
+    if outcome.succeeded:
         tags = outcome.released or (outcome.reference,)
         cache = f" [{outcome.cached_steps}/{outcome.total_steps} steps cached]" if outcome.total_steps else ""
-        return ", ".join(tags) + cache
+        return ", ".join(tags) + cache + (f"; {outcome.why}" if outcome.why else "")
     return outcome.error or "-"
 
 
@@ -32,9 +33,7 @@ def summary_table(result: RunResult) -> str:
         (o.target.id, str(o.status), f"{o.seconds:.1f}s" if o.started else "-", short_digest(o.digest), _detail(o))
         for o in result.outcomes.values()
     ]
-    widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)][:-1]
-    line = "  ".join(f"{{:<{width}}}" for width in widths) + "  {}"
-    lines = [line.format(*row) for row in (header, *rows)]
+    lines = aligned(header, rows)
     counts = {status: sum(1 for o in result.outcomes.values() if o.status == status) for status in Status}
     totals = ", ".join(f"{count} {status.lower()}" for status, count in counts.items() if count)
     lines.append(f"\n{totals} in {result.seconds:.1f}s.")
@@ -46,7 +45,7 @@ def summary_table(result: RunResult) -> str:
 
 
 def report_document(plan: Plan, result: RunResult) -> dict[str, Any]:
-    """The JSON report: every target's status, digest, tags, timings, attempts and cache hits."""
+    """The JSON report: every target's status, why, digest, tags, timings, attempts and cache hits."""
     return {
         "pipeline": str(plan.pipeline.file),
         "registry": plan.pipeline.registry,
@@ -77,6 +76,7 @@ def _target_document(outcome: Outcome) -> dict[str, Any]:
         "steps": outcome.total_steps,
         "cached_steps": outcome.cached_steps,
         "error": outcome.error or None,
+        "why": outcome.why or None,
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,12 +21,13 @@ from buildflow.model import (
     Edge,
     EdgeKind,
     Pipeline,
+    RebuildPolicy,
     RetryPolicy,
     Secret,
     Target,
     TestPolicy,
 )
-from buildflow.spec import PipelineSpec, RetrySpec, TargetSpec
+from buildflow.spec import PipelineSpec, RebuildSpec, RetrySpec, TargetSpec
 from buildflow.templates import Ambiguous, TemplateError, render
 from buildflow.variables import BUILTIN_NAMES, as_text, date_stamp, git_variables, merge_scopes
 
@@ -36,6 +37,7 @@ _FROM, _AFTER = EdgeKind.FROM, EdgeKind.DEPENDS_ON
 _SETTING_KEYS = frozenset({"description", "secrets", "cache", "push", "network", "test"})
 
 Scope = dict[str, "str | Ambiguous"]
+BaseResolver = Callable[[Sequence[str]], Mapping[str, str]]  # external image names -> digests (those found)
 _EMPTY: Any = ()  # placeholder until _render fills an image's settings
 _NONE: Mapping[str, Any] = {}
 
@@ -72,6 +74,7 @@ class _Image:
     platforms: list[str] = _EMPTY
     source: _Source | None = None
     stage: str = ""
+    bases: list[str] = _EMPTY  # external images the Dockerfile names
 
 
 class Resolver:
@@ -87,6 +90,7 @@ class Resolver:
         registry: str | None,
         skip: Mapping[str, set[str]],
         uses_git: bool = True,
+        resolve_bases: BaseResolver | None = None,
     ) -> None:
         self.spec = spec
         self.file = file
@@ -94,6 +98,7 @@ class Resolver:
         self.root = file.parent.resolve()
         self.overrides = overrides
         self.uses_git = uses_git
+        self.resolve_bases = resolve_bases
         self.registry = (registry if registry is not None else spec.get("registry", "")).rstrip("/")
         self.skip = set(skip)
         self.broken_fields = skip
@@ -145,7 +150,15 @@ class Resolver:
         targets = self._finish(images, order)
         if self.problems:
             return None
-        return Pipeline(self.file, self.root, self.registry, targets, order, _retry_policy(self.spec.get("retry", {})))
+        return Pipeline(
+            self.file,
+            self.root,
+            self.registry,
+            targets,
+            order,
+            _retry_policy(self.spec.get("retry", {})),
+            _rebuild_policy(self.spec.get("rebuild", {})),
+        )
 
     # ---- defaults and variables -------------------------------------------------------------------------------
 
@@ -523,7 +536,7 @@ class Resolver:
                 return [other.id for other in self.images[text] if matrix.agrees(other.values, image.values)]
             return self.tag_index.owners(text)
 
-        named, ambiguous = named_parents(parsed, self._inference_args(image), image.id, lookup)
+        named, ambiguous, image.bases = named_parents(parsed, self._inference_args(image), image.id, lookup)
         uses = {edge.parent: edge for edge in named}
         declared = {edge.parent for edge in image.edges}
         image.edges = [
@@ -574,15 +587,25 @@ class Resolver:
         """Fingerprint every image in dependency order and freeze it into a Target (file order kept)."""
         fingerprints: dict[str, str] = {}
         targets: dict[str, Target] = {}
+        digests = self._base_digests(images)
         for layer in order:
             for image_id in layer:
                 image = self.by_id[image_id]
-                fingerprints[image_id] = self._fingerprint(image, [fingerprints[e.parent] for e in image.edges])
-                targets[image_id] = self._target(image, fingerprints[image_id])
+                bases = {name: digests.get(name, "") for name in image.bases} if image.bases else {}
+                fingerprints[image_id] = self._fingerprint(image, [fingerprints[e.parent] for e in image.edges], bases)
+                targets[image_id] = self._target(image, fingerprints[image_id], bases)
         self._check_duplicate_tags(targets)
         return {image.id: targets[image.id] for image in images}
 
-    def _fingerprint(self, image: _Image, parents: list[str]) -> str:
+    def _base_digests(self, images: list[_Image]) -> Mapping[str, str]:
+        """The digest of every external base: pinned ones as written, the others as the resolver finds them."""
+        names = {name for image in images for name in image.bases}
+        pinned = {name: name.rpartition("@")[2] for name in names if "@sha256:" in name}
+        unpinned = sorted(names - pinned.keys())
+        found = self.resolve_bases(unpinned) if self.resolve_bases and unpinned else {}
+        return {**found, **pinned}
+
+    def _fingerprint(self, image: _Image, parents: list[str], bases: Mapping[str, str]) -> str:
         """The content fingerprint of an image."""
         assert image.source is not None
         dockerfile, context = self._digests(image.source, image.name)
@@ -595,6 +618,7 @@ class Resolver:
             labels=image.labels,
             secret_ids=[secret.id for secret in self._settings(image.name)[1]],
             parents=parents,
+            bases=bases,
         )
 
     def _digests(self, source: _Source, name: str) -> tuple[str, str]:
@@ -608,7 +632,7 @@ class Resolver:
             source.digests = (file_digest(source.dockerfile), context)
         return source.digests
 
-    def _target(self, image: _Image, fingerprint: str) -> Target:
+    def _target(self, image: _Image, fingerprint: str, bases: Mapping[str, str]) -> Target:
         """Freeze an image into a Target, filling tags that use {fingerprint}."""
         assert image.source is not None
         tags = tuple(image.tags)
@@ -638,6 +662,7 @@ class Resolver:
             parents=tuple(image.edges),
             variables={name: value for name, value in image.scope.items() if isinstance(value, str)},
             fingerprint=fingerprint,
+            bases=bases,
         )
 
     def _uses_fingerprint(self, name: str) -> bool:
@@ -691,6 +716,11 @@ def _retry_policy(spec: RetrySpec) -> RetryPolicy:
         initial_delay=float(spec.get("initial_delay", default.initial_delay)),
         max_delay=float(spec.get("max_delay", default.max_delay)),
     )
+
+
+def _rebuild_policy(spec: RebuildSpec) -> RebuildPolicy:
+    """The rebuild settings (max_age is checked by the schema)."""
+    return RebuildPolicy(follow_bases=spec.get("follow_bases", True), max_age=spec.get("max_age", ""))
 
 
 def _excludes(entry: Mapping[str, Any], values: matrix.Values, axes: set[str]) -> bool:

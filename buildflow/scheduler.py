@@ -6,14 +6,25 @@ import heapq
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from buildflow.engine.base import BuildOptions, Engine, EngineError, build_request, content_reference, pinned
+from buildflow.engine.base import (
+    BuildOptions,
+    Engine,
+    EngineError,
+    build_request,
+    content_reference,
+    image_parents,
+    last_record_reference,
+    pinned,
+    record_reference,
+)
 from buildflow.engine.retrying import RetryingEngine
-from buildflow.model import EdgeKind, RetryPolicy, Target
+from buildflow.freshness import Record, assess, build_record, decode, encode
+from buildflow.model import RetryPolicy, Target
 from buildflow.planner import Plan
 
 
@@ -23,6 +34,7 @@ class Status(StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     BUILT = "BUILT"
+    REUSED = "REUSED"  # already in the registry under its fingerprint: not rebuilt
     FAILED = "FAILED"
     BLOCKED = "BLOCKED"  # a parent failed
     CANCELLED = "CANCELLED"  # not started: an earlier failure stopped the run (no --keep-going)
@@ -44,6 +56,12 @@ class Outcome:
     cached_steps: int = 0
     error: str = ""
     released: tuple[str, ...] = ()
+    why: str = ""  # why it was built, or why it was reused
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the image exists: built in this run or reused from an earlier one."""
+        return self.status in (Status.BUILT, Status.REUSED)
 
     @property
     def seconds(self) -> float:
@@ -52,8 +70,8 @@ class Outcome:
 
     @property
     def attempts(self) -> int:
-        """Tries of this target's engine calls: one, plus every retry of a build or a push."""
-        return 1 + self.retries if self.started else 0
+        """Tries of this target's builds: one, plus every retry of a build or a push (0 when reused)."""
+        return 1 + self.retries if self.started and self.status != Status.REUSED else 0
 
     @property
     def built_as(self) -> str:
@@ -69,6 +87,9 @@ class RunOptions:
     keep_going: bool = False
     build: BuildOptions = field(default_factory=BuildOptions)
     retry: RetryPolicy | None = None  # None: the pipeline's
+    force: frozenset[str] | None = frozenset()  # target ids built even when up to date; None: all of them
+    max_age: float | None = None  # seconds; older images are built again
+    source_date_epoch: str = ""  # for targets never built before; a rebuild keeps its record's
 
 
 @dataclass
@@ -83,7 +104,7 @@ class RunResult:
     @property
     def ok(self) -> bool:
         """True when every target was built and the release went through."""
-        return all(o.status == Status.BUILT for o in self.outcomes.values()) and not self.release_error
+        return all(o.succeeded for o in self.outcomes.values()) and not self.release_error
 
 
 Events = Callable[..., None]  # (event name, outcome, **fields)
@@ -115,7 +136,7 @@ class Scheduler:
                 outcome.status, outcome.error = Status.CANCELLED, "not started: an earlier target failed"
                 self.events("cancelled", outcome)
         result = RunResult(self.outcomes, 0.0)
-        if all(o.status == Status.BUILT for o in self.outcomes.values()):
+        if all(o.succeeded for o in self.outcomes.values()):
             self._release(result)
         result.seconds = time.monotonic() - started
         return result
@@ -161,8 +182,8 @@ class Scheduler:
     ) -> None:
         """Record a finished build; make its children ready once all their parents are built, or block them."""
         outcome = self.outcomes[target_id]
-        if outcome.status == Status.BUILT:
-            self.events("built", outcome)
+        if outcome.succeeded:
+            self.events("built" if outcome.status == Status.BUILT else "reused", outcome)
             for child_id in children:
                 waiting[child_id].discard(target_id)
                 if not waiting[child_id] and self.outcomes[child_id].status == Status.QUEUED:
@@ -185,17 +206,22 @@ class Scheduler:
                 self.events("blocked", outcome)
 
     def _build(self, target_id: str) -> None:
-        """Build one target in a worker thread; failures become its outcome, never an exception."""
+        """Reuse or build one target in a worker thread; failures become its outcome, never an exception."""
         outcome = self.outcomes[target_id]
         try:
-            self._check_secrets(outcome.target)
             parents = self._parent_references(outcome.target)
+            record = self._reuse_or_explain(outcome, parents)
+            if outcome.status == Status.REUSED:
+                return
+            self._check_secrets(outcome.target)
+            epoch = str(record.get("source_date_epoch", "")) if record else self.options.source_date_epoch
             request = build_request(
                 outcome.target,
                 parents,
                 registry=self.pipeline.registry,
                 root=self.pipeline.root,
                 options=self.options.build,
+                source_date_epoch=epoch,
             )
             outcome.reference = request.tags[0]
             self.by_reference[outcome.reference] = outcome
@@ -207,12 +233,70 @@ class Scheduler:
             )
             if request.push:
                 self._push(outcome)
+                self._store_record(outcome, parents, epoch)
         except EngineError as error:
             outcome.status, outcome.error = Status.FAILED, str(error)
         else:
             outcome.status = Status.BUILT
         finally:
             outcome.finished = time.time()
+
+    def _reuse_or_explain(self, outcome: Outcome, parents: Mapping[str, str]) -> Record | None:
+        """Mark a target REUSED when its image is up to date, else say why it is built; its record, if any."""
+        target, registry = outcome.target, self.pipeline.registry
+        forced = self.options.force is None or target.id in self.options.force
+        if not (self.options.build.push and target.push):
+            if not forced:
+                self._reuse_local(outcome, parents)
+            return None
+        if forced:
+            outcome.why = "forced (--force)"
+            return decode(self.engine.get_record(record_reference(target, registry)))
+        assessment = assess(target, self.pipeline, self.engine, max_age=self.options.max_age, now=time.time())
+        outcome.why = assessment.why
+        if assessment.digest is None:
+            return assessment.record
+        rebuilt = self._rebuilt_parents(parents, assessment.record or {})
+        if rebuilt:
+            outcome.why = f"parent {rebuilt[0]} was rebuilt with a new digest"
+            return assessment.record
+        outcome.reference, outcome.digest, outcome.pushed = content_reference(target, registry), assessment.digest, True
+        outcome.status = Status.REUSED
+        return assessment.record
+
+    def _reuse_local(self, outcome: Outcome, parents: Mapping[str, str]) -> None:
+        """Without a registry: reuse the local image of this fingerprint unless a parent was just rebuilt."""
+        rebuilt = [parent for parent in parents if self.outcomes.get(parent, outcome).status == Status.BUILT]
+        reference = content_reference(outcome.target, self.pipeline.registry)
+        if rebuilt:
+            outcome.why = f"parent {rebuilt[0]} was rebuilt"
+        elif digest := self.engine.local_digest(reference):
+            outcome.reference, outcome.digest, outcome.status = reference, digest, Status.REUSED
+            outcome.why = "up to date (in the local image store)"
+        else:
+            outcome.why = "not in the local image store"
+
+    def _rebuilt_parents(self, parents: Mapping[str, str], record: Record) -> list[str]:
+        """Parents built in this run whose digest differs from the one the record was built on."""
+        recorded = record.get("parent_digests", {})
+        return [
+            parent
+            for parent in parents
+            if parent in self.outcomes
+            and self.outcomes[parent].status == Status.BUILT
+            and recorded.get(parent) != self.outcomes[parent].digest
+        ]
+
+    def _store_record(self, outcome: Outcome, parents: Mapping[str, str], epoch: str) -> None:
+        """Keep the build's inputs beside the image; a failure only costs the next run a rebuild."""
+        digests = {parent: reference.rpartition("@")[2] for parent, reference in parents.items()}
+        record = build_record(outcome.target, self.pipeline, digest=outcome.digest, parent_digests=digests, epoch=epoch)
+        data = encode(record)
+        try:
+            self.engine.put_record(record_reference(outcome.target, self.pipeline.registry), data)
+            self.engine.put_record(last_record_reference(outcome.target, self.pipeline.registry), data)
+        except EngineError as error:
+            outcome.why += f"; its build record was not stored ({error}), so the next run builds it again"
 
     def _push(self, outcome: Outcome) -> None:
         """Push a built image under its content tag; the registry must then hold exactly the built digest.
@@ -231,11 +315,9 @@ class Scheduler:
     def _parent_references(self, target: Target) -> dict[str, str]:
         """How the build refers to each parent: built in this run, or already in the registry."""
         references = {}
-        for edge in target.parents:
-            if edge.kind == EdgeKind.DEPENDS_ON and not edge.reference:
-                continue
-            parent = self.outcomes.get(edge.parent)
-            references[edge.parent] = parent.built_as if parent else self._existing(edge.parent)
+        for parent_id in image_parents(target):
+            parent = self.outcomes.get(parent_id)
+            references[parent_id] = parent.built_as if parent else self._existing(parent_id)
         return references
 
     def _existing(self, parent_id: str) -> str:

@@ -82,6 +82,13 @@ class RetrySpec(TypedDict, total=False):
     max_delay: float | str
 
 
+class RebuildSpec(TypedDict, total=False):
+    """When unchanged images are rebuilt."""
+
+    follow_bases: bool
+    max_age: str
+
+
 class PipelineSpec(TypedDict, total=False):
     """A whole validated pipeline file."""
 
@@ -90,6 +97,7 @@ class PipelineSpec(TypedDict, total=False):
     vars: dict[str, Scalar]
     defaults: TargetSpec
     retry: RetrySpec
+    rebuild: RebuildSpec
     targets: Required[dict[str, TargetSpec]]
 
 

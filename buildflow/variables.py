@@ -58,6 +58,26 @@ def git_variables(root: Path) -> dict[str, str]:
     }
 
 
+def source_date_epoch(root: Path) -> str:
+    """SOURCE_DATE_EPOCH for new images: the environment's, else the commit time of the checkout, else ''."""
+    import subprocess
+
+    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        return os.environ["SOURCE_DATE_EPOCH"]
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(root), "log", "-1", "--format=%ct"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    epoch = result.stdout.strip()
+    return epoch if result.returncode == 0 and epoch.isdigit() else ""
+
+
 def slug(text: str) -> str:
     """Text made safe for a tag: letters, digits, '_', '.', '-'; at most 128 characters."""
     cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip(".-")

@@ -6,6 +6,7 @@ the buildx engine (python-on-whales) is the only code that carries them out.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from buildflow.model import BASE_IMAGE_ARG, EdgeKind, Secret, Target
 from buildflow.variables import slug
 
 CONTENT_TAG_PREFIX = "bf-"
+SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
+RECORD_MEDIA_TYPE = "application/vnd.buildflow.record.v1+json"
 
 
 class EngineError(Exception):
@@ -90,6 +93,18 @@ class Engine(Protocol):
         """Tag an image in the local image store."""
         ...
 
+    def local_digest(self, reference: str) -> str | None:
+        """The id of an image in the local image store, or None."""
+        ...
+
+    def get_record(self, reference: str) -> bytes | None:
+        """The build record a registry holds under `reference`, or None."""
+        ...
+
+    def put_record(self, reference: str, data: bytes) -> None:
+        """Store a build record in a registry under `reference`."""
+        ...
+
 
 def repository(target: Target, registry: str) -> str:
     """The repository a target is pushed to: its first tag's, or REGISTRY/NAME."""
@@ -103,6 +118,19 @@ def content_reference(target: Target, registry: str) -> str:
     return f"{repository(target, registry)}:{CONTENT_TAG_PREFIX}{target.fingerprint[:24]}"
 
 
+def record_reference(target: Target, registry: str) -> str:
+    """Where the record of a target's build is kept: beside its image, tagged bf-<fingerprint>.record."""
+    return f"{content_reference(target, registry)}.record"
+
+
+def last_record_reference(target: Target, registry: str) -> str:
+    """The record of a target's latest build, whatever its fingerprint: what `status` compares against."""
+    key = slug(target.id)
+    if len(key) > 100:
+        key = key[:80] + "-" + hashlib.sha256(target.id.encode()).hexdigest()[:12]
+    return f"{repository(target, registry)}:{CONTENT_TAG_PREFIX}last.{key}"
+
+
 def pinned(reference: str, digest: str) -> str:
     """repository@digest: exactly the image built in this run."""
     return f"{_untagged(reference)}@{digest}"
@@ -113,8 +141,19 @@ def _untagged(reference: str) -> str:
     return reference.rsplit(":", 1)[0] if ":" in reference.rsplit("/", 1)[-1] else reference
 
 
+def image_parents(target: Target) -> list[str]:
+    """The parents whose image a build uses (depends_on parents that the Dockerfile does not name only order it)."""
+    return [edge.parent for edge in target.parents if edge.kind != EdgeKind.DEPENDS_ON or edge.reference]
+
+
 def build_request(
-    target: Target, parents: Mapping[str, str], *, registry: str, root: Path, options: BuildOptions
+    target: Target,
+    parents: Mapping[str, str],
+    *,
+    registry: str,
+    root: Path,
+    options: BuildOptions,
+    source_date_epoch: str = "",
 ) -> BuildRequest:
     """The request for `target`, given the reference each parent was built as (by target id).
 
@@ -122,12 +161,21 @@ def build_request(
     parent is a named build context under its target name, and every parent the Dockerfile names (inferred
     or declared) under that name too, so `FROM ${BASE_IMAGE}`, `FROM cuda`, `FROM cuda:9.0` and
     `COPY --from=tool:1` all build on the exact image of this run. Other depends_on parents only order the build.
+    External bases resolved to a digest are pinned the same way, so the build uses the base its fingerprint
+    names even if the tag moves meanwhile. SOURCE_DATE_EPOCH, when given, fixes the image's timestamps.
     """
     from_parents = [edge.parent for edge in target.parents if edge.kind == EdgeKind.FROM]
     args = dict(target.args)
     if from_parents and BASE_IMAGE_ARG not in args:
         args[BASE_IMAGE_ARG] = parents[from_parents[0]]
-    contexts = {parent.split("[", 1)[0]: f"docker-image://{parents[parent]}" for parent in from_parents}
+    if source_date_epoch:
+        args[SOURCE_DATE_EPOCH] = source_date_epoch
+    contexts = {
+        name: f"docker-image://{pinned(name, digest)}"
+        for name, digest in target.bases.items()
+        if digest and "@" not in name  # a base written with its digest is pinned already
+    }
+    contexts |= {parent.split("[", 1)[0]: f"docker-image://{parents[parent]}" for parent in from_parents}
     for edge in target.parents:
         if edge.reference:
             contexts[edge.reference] = f"docker-image://{parents[edge.parent]}"

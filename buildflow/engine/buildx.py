@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import tempfile
@@ -10,8 +11,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from buildflow.engine.base import BuildRequest, BuildResult, EngineError
-from buildflow.engine.registry import RegistryClient
+from buildflow.engine.base import RECORD_MEDIA_TYPE, BuildRequest, BuildResult, EngineError
+from buildflow.engine.registry import DOCKER_HUB, Reference, RegistryClient
 from buildflow.errors import EngineUnavailable
 from buildflow.model import Secret
 
@@ -49,12 +50,17 @@ class BuildxEngine:
     registries through a RegistryClient."""
 
     def __init__(self, *, timeout: int = DEFAULT_TIMEOUT, on_output: Callable[[str, str], None] | None = None):
-        from python_on_whales import DockerClient
-
         self.timeout = timeout
-        self.docker = DockerClient(client_call=["timeout", "-s", "TERM", str(timeout), "docker"])
         self.registry = RegistryClient()
         self.on_output = on_output or (lambda target, line: None)
+        self.checked = False
+
+    @functools.cached_property
+    def docker(self) -> Any:
+        """The python-on-whales client, made on first use: a run that builds nothing never imports it."""
+        from python_on_whales import DockerClient
+
+        return DockerClient(client_call=["timeout", "-s", "TERM", str(self.timeout), "docker"])
 
     def check(self) -> None:
         """Fail early, in one line, when no engine or no buildx answers."""
@@ -70,16 +76,26 @@ class BuildxEngine:
                     f"the Docker engine is not usable ({reason}); start one, e.g. scripts/engine.sh up"
                 ) from None
 
+    def _check_once(self) -> None:
+        """check() before the first build: a run that reuses everything never starts docker."""
+        if not self.checked:
+            try:
+                self.check()
+            except EngineUnavailable as error:
+                raise EngineError(str(error), transient=False) from None
+            self.checked = True
+
     def build(self, request: BuildRequest) -> BuildResult:
         """Build one image into the local image store and return its manifest digest."""
         from python_on_whales import DockerException
 
+        self._check_once()
         started = time.monotonic()
         lines: list[str] = []
         with tempfile.TemporaryDirectory(prefix="buildflow-") as scratch:
             metadata = Path(scratch) / "metadata.json"
             try:
-                stream: Iterator[str] = self.docker.buildx.build(**_build_arguments(request, metadata))  # type: ignore[assignment]
+                stream: Iterator[str] = self.docker.buildx.build(**_build_arguments(request, metadata))
                 for line in stream:
                     lines.append(line.rstrip("\n"))
                     self.on_output(request.target_id, lines[-1])
@@ -107,8 +123,47 @@ class BuildxEngine:
         return digest
 
     def manifest_digest(self, reference: str) -> str | None:
-        """The digest of the manifest a registry holds for `reference`, or None when it holds none."""
-        return self.registry.digest(reference)
+        """The digest of the manifest a registry holds for `reference`, or None when it holds none.
+
+        Images on Docker Hub (docker.io, a name rather than an API host) are looked up by buildx itself.
+        """
+        if Reference(reference).host != DOCKER_HUB:
+            return self.registry.digest(reference)
+        return self._inspect_digest(reference)
+
+    def local_digest(self, reference: str) -> str | None:
+        """The id of an image in the local image store, or None when the store has no such tag."""
+        return self._docker_output(["image", "inspect", "--format", "{{.Id}}", reference]) or None
+
+    def get_record(self, reference: str) -> bytes | None:
+        """The build record stored under `reference`, or None."""
+        return self.registry.get_artifact(reference, RECORD_MEDIA_TYPE)
+
+    def put_record(self, reference: str, data: bytes) -> None:
+        """Store a build record under `reference`."""
+        self.registry.put_artifact(reference, data, RECORD_MEDIA_TYPE)
+
+    def _inspect_digest(self, reference: str) -> str | None:
+        """A registry digest as `docker buildx imagetools inspect` finds it."""
+        output = self._docker_output(["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference])
+        try:
+            digest = json.loads(output)["digest"] if output else None
+        except (ValueError, KeyError, TypeError):
+            return None
+        return str(digest) if digest else None
+
+    def _docker_output(self, command: list[str]) -> str:
+        """What a docker command prints; empty when it reports that nothing was found."""
+        from python_on_whales import DockerException
+        from python_on_whales.utils import run
+
+        try:
+            return str(run([*self.docker.client_config.docker_cmd, *command]) or "").strip()
+        except DockerException as error:
+            failure = classify((error.stderr or "").splitlines(), error.return_code)
+            if re.search(r"no such image|not found|manifest unknown", str(failure), re.IGNORECASE):
+                return ""
+            raise failure from None
 
     def tag(self, source: str, references: Sequence[str]) -> None:
         """Point more tags at a pushed image, registry side, with the very same manifest (and digest)."""

@@ -31,6 +31,8 @@ MANIFEST_TYPES = ", ".join(
         "application/vnd.docker.distribution.manifest.list.v2+json",
     ]
 )
+DOCKER_HUB = references.DEFAULT_DOMAIN
+_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _LOOPBACK = ("localhost", "127.", "[::1]")
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
@@ -78,6 +80,52 @@ class RegistryClient:
         self._request("PUT", dst, f"manifests/{dst.tag}", {"Content-Type": media_type}, body)
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
+    def put_artifact(self, reference: str, data: bytes, media_type: str) -> str:
+        """Store `data` as an OCI artifact (its config blob, no layers) under a tag; return the manifest digest."""
+        ref = Reference(reference)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self._upload_blob(ref, digest, data)
+        blob = {"mediaType": media_type, "digest": digest, "size": len(data)}
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": _OCI_MANIFEST,
+            "artifactType": media_type,
+            "config": blob,
+            "layers": [],
+        }
+        body = json.dumps(manifest, sort_keys=True).encode()
+        self._request("PUT", ref, f"manifests/{ref.tag}", {"Content-Type": _OCI_MANIFEST}, body)
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def get_artifact(self, reference: str, media_type: str) -> bytes | None:
+        """The data of an artifact put_artifact stored, or None when the tag is missing or holds something else."""
+        ref = Reference(reference)
+        status, _, body = self._request("GET", ref, f"manifests/{ref.tag}", {"Accept": MANIFEST_TYPES})
+        if status == 404:
+            return None
+        try:
+            config = json.loads(body)["config"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(config, dict) or config.get("mediaType") != media_type:
+            return None
+        status, _, data = self._request("GET", ref, f"blobs/{config['digest']}", {})
+        if status == 404 or "sha256:" + hashlib.sha256(data).hexdigest() != config["digest"]:
+            return None
+        return data
+
+    def _upload_blob(self, ref: Reference, digest: str, data: bytes) -> None:
+        """Upload one blob (monolithic POST then PUT), unless the repository has it already."""
+        if self._request("HEAD", ref, f"blobs/{digest}", {})[0] == 200:
+            return
+        _, headers, _ = self._request("POST", ref, "blobs/uploads/", {"Content-Length": "0"}, b"")
+        location = headers.get("Location", "")
+        if not location:
+            raise EngineError(f"{ref.host} gave no upload location for {ref.repository}", transient=True)
+        url = urllib.parse.urljoin(f"{_scheme(ref.host)}://{ref.host}/", location)
+        url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": digest})
+        self._request_url("PUT", ref, url, {"Content-Type": "application/octet-stream"}, data)
+
     def _digest_by_get(self, ref: Reference) -> str:
         _, _, body = self._request("GET", ref, f"manifests/{ref.tag}", {"Accept": MANIFEST_TYPES})
         return "sha256:" + hashlib.sha256(body).hexdigest()
@@ -99,6 +147,12 @@ class RegistryClient:
     ) -> tuple[int, Message, bytes]:
         """One registry call, authenticating once when challenged; errors become EngineErrors."""
         url = f"{_scheme(ref.host)}://{ref.host}/v2/{ref.repository}/{path}"
+        return self._request_url(method, ref, url, headers, body)
+
+    def _request_url(
+        self, method: str, ref: Reference, url: str, headers: Mapping[str, str], body: bytes | None = None
+    ) -> tuple[int, Message, bytes]:
+        """_request for a full URL (an upload location)."""
         status, answer_headers, answer = self._send(method, url, dict(headers), body, ref)
         if status == 401:
             authorization = self._authorize(ref, answer_headers.get("WWW-Authenticate", ""))

@@ -49,6 +49,18 @@ class RetryingEngine:
         """Tag locally, retrying transient failures."""
         self._call(source, self.engine.tag_local, source, references)
 
+    def local_digest(self, reference: str) -> str | None:
+        """Look a local image up, retrying transient failures."""
+        return self._call(reference, self.engine.local_digest, reference)
+
+    def get_record(self, reference: str) -> bytes | None:
+        """Read a build record, retrying transient failures."""
+        return self._call(reference, self.engine.get_record, reference)
+
+    def put_record(self, reference: str, data: bytes) -> None:
+        """Store a build record, retrying transient failures."""
+        self._call(reference, self.engine.put_record, reference, data)
+
     def _call(self, subject: str, function: Callable[..., Result], *args: Any) -> Result:
         tenacity = self.tenacity
         retrying = tenacity.Retrying(

@@ -75,14 +75,14 @@ def test_without_keep_going_no_new_target_starts_after_a_failure(tmp_path: Path)
     }
 
 
-def test_a_rerun_with_nothing_changed_is_fully_cached_and_gives_the_same_digests(tmp_path: Path) -> None:
+def test_a_forced_rerun_with_nothing_changed_is_fully_cached_and_gives_the_same_digests(tmp_path: Path) -> None:
     files = {**FILES, "base": BASE + f"    RUN echo {uuid.uuid4().hex} > /nonce\n"}  # new to the engine's cache
     project = make_project(tmp_path, TREE, files)
     assert project.build().returncode == 0
     first = project.targets()
     assert first["base"]["cached_steps"] < first["base"]["steps"]
     assert all(first[name]["cached_steps"] == 0 for name in ("mid", "leaf", "side"))  # built on a new base
-    assert project.build().returncode == 0
+    assert project.build("--force").returncode == 0
     second = project.targets()
     for name, target in second.items():
         assert target["digest"] == first[name]["digest"]

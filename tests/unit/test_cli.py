@@ -86,7 +86,7 @@ def test_internal_errors_exit_3_without_a_traceback(
         raise RuntimeError("boom")
 
     monkeypatch.setattr("buildflow.loader.load_pipeline", broken)
-    code, _, err = run(capsys, "plan", "-f", str(good))
+    code, _, err = run(capsys, "plan", "--offline", "-f", str(good))
     assert code == 3
     assert err.splitlines() == [
         "buildflow: internal error: RuntimeError: boom",
@@ -95,7 +95,7 @@ def test_internal_errors_exit_3_without_a_traceback(
 
 
 def test_plan_table(capsys: pytest.CaptureFixture[str], good: Path) -> None:
-    code, out, _ = run(capsys, "plan", "-f", str(good))
+    code, out, _ = run(capsys, "plan", "--offline", "-f", str(good))
     lines = out.splitlines()
     assert code == 0
     assert lines[0].split() == ["#", "GEN", "TARGET", "PARENTS", "FINGERPRINT", "TAGS"]
@@ -105,7 +105,7 @@ def test_plan_table(capsys: pytest.CaptureFixture[str], good: Path) -> None:
 
 
 def test_plan_json(capsys: pytest.CaptureFixture[str], good: Path) -> None:
-    code, out, _ = run(capsys, "plan", "-f", str(good), "--format", "json", "cuda")
+    code, out, _ = run(capsys, "plan", "--offline", "-f", str(good), "--format", "json", "cuda")
     document = json.loads(out)
     assert code == 0 and [t["id"] for t in document["targets"]] == ["base", "cuda"]
     cuda = document["targets"][1]
@@ -153,7 +153,11 @@ def test_json_logs_on_request(capsys: pytest.CaptureFixture[str], good: Path) ->
 @pytest.mark.parametrize("entry", [["-m", "buildflow"], ["-c", "from buildflow.cli import main; main()"]])
 def test_real_entry_points(good: Path, entry: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, *entry, "plan", "-f", str(good), "app"], capture_output=True, text=True, cwd=REPO, check=False
+        [sys.executable, *entry, "plan", "--offline", "-f", str(good), "app"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "3 images of 3 targets" in result.stdout

@@ -31,11 +31,11 @@ def test_the_readme_shows_real_output() -> None:
     import sys
 
     readme = (REPO / "README.md").read_text()
-    for command in ("plan", "graph"):
+    for command in ("plan --offline", "graph"):
         shown = readme.split(f"$ buildflow {command} -f examples/quickstart/buildflow.yaml\n", 1)[1]
         shown = shown.split("\n\n$ ", 1)[0].split("\n```", 1)[0]
         real = subprocess.run(
-            [sys.executable, "-m", "buildflow", command, "-f", "examples/quickstart/buildflow.yaml"],
+            [sys.executable, "-m", "buildflow", *command.split(), "-f", "examples/quickstart/buildflow.yaml"],
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -52,6 +52,8 @@ class FakeEngine:
         self.tags: list[tuple[str, tuple[str, ...]]] = []
         self.running = 0
         self.most_running = 0
+        self.records: dict[str, bytes] = {}
+        self.registry: dict[str, str] = {}
 
     def build(self, request: BuildRequest) -> BuildResult:
         with self.lock:
@@ -78,10 +80,22 @@ class FakeEngine:
                 self.push_faults -= 1
                 raise EngineError("unexpected status from HEAD request: 503 Service Unavailable", transient=True)
             self.pushed.append(reference)
+            self.registry[reference] = self.built[reference]
         return self.built[reference]
 
     def manifest_digest(self, reference: str) -> str | None:
+        if reference in self.registry:
+            return self.registry[reference]
         return "sha256:" + "e" * 64 if "base" in reference else None
+
+    def local_digest(self, reference: str) -> str | None:
+        return self.built.get(reference)
+
+    def get_record(self, reference: str) -> bytes | None:
+        return self.records.get(reference)
+
+    def put_record(self, reference: str, data: bytes) -> None:
+        self.records[reference] = data
 
     def tag(self, source: str, references: Sequence[str]) -> None:
         self.tags.append((source, tuple(references)))
@@ -255,3 +269,97 @@ def test_missing_secret_values_fail_the_target_before_building(tmp_path: Path, m
     result = Scheduler(make_plan(pipeline, ["other"]), engine, RunOptions(retry=FAST)).run()
     assert result.outcomes["other"].error == "secret t: environment variable BUILDFLOW_TEST_TOKEN is not set"
     assert "other" not in engine.requests
+
+
+# ---- reuse ------------------------------------------------------------------------------------------------
+
+
+def rerun(tmp_path: Path, engine: FakeEngine, **options: object):  # type: ignore[no-untyped-def]
+    """A second run of the same pipeline, on the same engine and registry."""
+    return run(tmp_path, engine, **options)
+
+
+def test_a_second_run_reuses_everything_and_builds_nothing(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    first, _ = run(tmp_path, engine)
+    builds = len(engine.requests)
+    engine.log.clear()
+    second, events = rerun(tmp_path, engine)
+    assert second.ok and second.released
+    assert engine.log == []
+    assert {o.status for o in second.outcomes.values()} == {Status.REUSED}
+    assert {tid: o.digest for tid, o in second.outcomes.items()} == {tid: o.digest for tid, o in first.outcomes.items()}
+    assert all(o.why.startswith("up to date (built ") for o in second.outcomes.values())
+    assert ("reused", "app") in events and builds == 5
+    assert engine.tags[-1][1] == ("localhost:5000/t/app:1", "localhost:5000/t/app:latest")
+
+
+def test_force_rebuilds_named_targets_and_children_whose_parent_digest_changed(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    run(tmp_path, engine)
+
+    class NewDigest(FakeEngine):
+        def build(self, request: BuildRequest) -> BuildResult:
+            super().build(request)
+            digest = "sha256:" + "f" * 64
+            self.built[request.tags[0]] = digest
+            return BuildResult(digest, 0, 1, 0)
+
+    changed = NewDigest()
+    changed.records, changed.registry = engine.records, engine.registry
+    result, _ = rerun(tmp_path, changed, force=frozenset({"cuda"}))
+    statuses = {tid: o.status for tid, o in result.outcomes.items()}
+    assert statuses == {
+        "base": Status.REUSED,
+        "cuda": Status.BUILT,
+        "cpu": Status.REUSED,
+        "app": Status.BUILT,
+        "other": Status.REUSED,
+    }
+    assert result.outcomes["cuda"].why == "forced (--force)"
+    assert result.outcomes["app"].why == "parent cuda was rebuilt with a new digest"
+
+
+def test_a_forced_parent_that_comes_out_identical_leaves_its_children_reused(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    run(tmp_path, engine)
+    engine.log.clear()
+    result, _ = rerun(tmp_path, engine, force=frozenset({"base"}))
+    assert [entry for entry in engine.log if entry[0] == "start"] == [("start", "base")]
+    assert result.outcomes["cuda"].status == Status.REUSED
+
+
+def test_force_all_keeps_the_source_date_epoch_of_the_first_build(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    run(tmp_path, engine, source_date_epoch="1700000000")
+    result, _ = rerun(tmp_path, engine, force=None, source_date_epoch="1800000000")
+    assert {o.status for o in result.outcomes.values()} == {Status.BUILT}
+    assert engine.requests["app"].args["SOURCE_DATE_EPOCH"] == "1700000000"
+
+
+def test_images_older_than_max_age_are_rebuilt(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    run(tmp_path, engine)
+    time.sleep(1.1)
+    result, _ = rerun(tmp_path, engine, max_age=1.0)
+    assert {o.status for o in result.outcomes.values()} == {Status.BUILT}
+    assert result.outcomes["base"].why.startswith("older than max-age 1s (built 1s ago)")
+
+
+def test_an_image_missing_from_the_registry_is_rebuilt(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    run(tmp_path, engine)
+    del engine.registry[next(reference for reference in engine.registry if "/other:" in reference)]
+    result, _ = rerun(tmp_path, engine)
+    assert result.outcomes["other"].status == Status.BUILT
+    assert result.outcomes["other"].why == "its image is no longer in the registry"
+
+
+def test_without_push_local_images_are_reused_unless_a_parent_was_rebuilt(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    run(tmp_path, engine, build=BuildOptions(push=False))
+    engine.log.clear()
+    result, _ = rerun(tmp_path, engine, build=BuildOptions(push=False), force=frozenset({"cuda"}))
+    assert result.outcomes["base"].status == Status.REUSED
+    assert result.outcomes["app"].status == Status.BUILT
+    assert result.outcomes["app"].why == "parent cuda was rebuilt"

@@ -1,0 +1,233 @@
+"""Is a target up to date? Build records kept beside each image in the registry, and why a target is stale.
+
+A build record is a small JSON document stored as an OCI artifact next to the image it describes, under
+`bf-<fingerprint>.record` and, for the latest build of each target, `bf-last.<target>`. It holds the inputs
+(Dockerfile and context file digests, build args, bases, parents), the digest built and when, so that a
+CI runner that keeps nothing locally can still say what changed since the last build.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+from buildflow import __version__
+from buildflow.engine.base import (
+    Engine,
+    EngineError,
+    content_reference,
+    image_parents,
+    last_record_reference,
+    record_reference,
+)
+from buildflow.fingerprint import context_files, file_digest
+from buildflow.model import Pipeline, Target, relative_path
+from buildflow.planner import Plan
+
+RECORD_VERSION = 1
+_SHOWN_FILES = 3
+_LOOKUPS = 16  # registry lookups at once
+
+Record = dict[str, Any]
+
+
+class Assessment(NamedTuple):
+    """A target's state in the registry: the digest to reuse (None: build it), why, and its record if any."""
+
+    digest: str | None
+    why: str
+    record: Record | None = None
+
+
+def inputs(target: Target, pipeline: Pipeline) -> Record:
+    """Everything the fingerprint of a target covers, spelled out so that two builds can be compared."""
+    return {
+        "fingerprint": target.fingerprint,
+        "dockerfile": relative_path(target.dockerfile, pipeline.root),
+        "dockerfile_digest": file_digest(target.dockerfile),
+        "context": relative_path(target.context, pipeline.root),
+        "files": context_files(target.context, target.dockerfile),
+        "args": dict(target.args),
+        "stage": target.stage,
+        "platforms": list(target.platforms),
+        "labels": dict(target.labels),
+        "secrets": [secret.id for secret in target.secrets],
+        "bases": dict(target.bases),
+        "parents": {edge.parent: pipeline.targets[edge.parent].fingerprint for edge in target.parents},
+    }
+
+
+def build_record(
+    target: Target, pipeline: Pipeline, *, digest: str, parent_digests: Mapping[str, str], epoch: str
+) -> Record:
+    """The record of a finished build (no secret values: only secret ids are in the inputs)."""
+    now = time.time()
+    return {
+        "version": RECORD_VERSION,
+        "target": target.id,
+        "digest": digest,
+        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "built_at": now,
+        "source_date_epoch": epoch,
+        "parent_digests": dict(parent_digests),
+        "buildflow": __version__,
+        "inputs": inputs(target, pipeline),
+    }
+
+
+def encode(record: Record) -> bytes:
+    """A record as the bytes stored in the registry."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode(data: bytes | None) -> Record | None:
+    """A stored record, or None when there is none or it is not one this version reads."""
+    if not data:
+        return None
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION or "digest" not in record:
+        return None
+    return record
+
+
+def assess(target: Target, pipeline: Pipeline, engine: Engine, *, max_age: float | None, now: float) -> Assessment:
+    """Whether the registry holds this target's image, recorded and young enough to reuse, and why not."""
+    record = decode(engine.get_record(record_reference(target, pipeline.registry)))
+    if record is None:
+        return Assessment(None, explain(target, pipeline, engine))
+    digest = engine.manifest_digest(content_reference(target, pipeline.registry))
+    if digest != record["digest"]:
+        return Assessment(None, "its image is no longer in the registry", record)
+    age = now - float(record.get("built_at", 0))
+    if max_age is not None and age > max_age:
+        return Assessment(None, f"older than max-age {_duration(max_age)} (built {_duration(age)} ago)", record)
+    return Assessment(digest, f"up to date (built {_duration(age)} ago)", record)
+
+
+def explain(target: Target, pipeline: Pipeline, engine: Engine) -> str:
+    """Why a target without a record for its fingerprint must be built, against its latest build's record."""
+    previous = decode(engine.get_record(last_record_reference(target, pipeline.registry)))
+    if previous is None or not isinstance(previous.get("inputs"), dict):
+        return "not built before (no build record in the registry)"
+    return "; ".join(changes(previous["inputs"], inputs(target, pipeline))) or "buildflow's fingerprint changed"
+
+
+def changes(before: Record, after: Record) -> list[str]:
+    """What differs between two builds' inputs, in words, most telling first."""
+    reasons = []
+    if before.get("dockerfile") != after["dockerfile"]:
+        reasons.append(f"Dockerfile is now {after['dockerfile']} (was {before.get('dockerfile')})")
+    elif before.get("dockerfile_digest") != after["dockerfile_digest"]:
+        reasons.append("Dockerfile changed")
+    reasons += _file_changes(
+        before.get("files", {}), after["files"], _in_context(after["dockerfile"], after["context"])
+    )
+    reasons += _mapping_changes("build arg", before.get("args", {}), after["args"])
+    reasons += _base_changes(before.get("bases", {}), after["bases"])
+    for key, words in (("stage", "stage"), ("platforms", "platforms"), ("secrets", "secret ids")):
+        if before.get(key) != after[key]:
+            reasons.append(f"{words} changed")
+    reasons += _mapping_changes("label", before.get("labels", {}), after["labels"])
+    for parent in after["parents"]:
+        if before.get("parents", {}).get(parent) != after["parents"][parent]:
+            reasons.append(f"parent {parent} changed")
+    return reasons
+
+
+def _in_context(dockerfile: str, context: str) -> str:
+    """The Dockerfile's path inside the context ('' when it lies elsewhere), not to report it twice."""
+    prefix = "" if context == "." else context.rstrip("/") + "/"
+    return dockerfile.removeprefix(prefix) if dockerfile.startswith(prefix) else ""
+
+
+def _file_changes(before: Mapping[str, str], after: Mapping[str, str], dockerfile: str) -> list[str]:
+    """Context files (the Dockerfile aside) changed, added or removed: the first few, then how many more."""
+    before, after = {**before, dockerfile: ""}, {**after, dockerfile: ""}
+    found = [f"context file {path} changed" for path in after if path in before and before[path] != after[path]]
+    found += [f"context file {path} added" for path in after if path not in before]
+    found += [f"context file {path} removed" for path in before if path not in after]
+    if len(found) > _SHOWN_FILES:
+        return [*found[:_SHOWN_FILES], f"{len(found) - _SHOWN_FILES} more context files changed"]
+    return found
+
+
+def _mapping_changes(words: str, before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """Names whose values changed, appeared or disappeared (values are not shown: they may be private)."""
+    found = [f"{words} {name} changed" for name in after if name in before and before[name] != after[name]]
+    found += [f"{words} {name} added" for name in after if name not in before]
+    return found + [f"{words} {name} removed" for name in before if name not in after]
+
+
+def _base_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """External bases that moved, with their old and new digests."""
+    found = []
+    for name, digest in after.items():
+        if name not in before:
+            found.append(f"base {name} added")
+        elif before[name] != digest:
+            found.append(f"base {name} moved {_short(before[name])} → {_short(digest)}")
+    return found + [f"base {name} no longer used" for name in before if name not in after]
+
+
+def _short(digest: str) -> str:
+    """sha256:0123456789ab…, or 'unresolved'."""
+    return f"{digest[:19]}…" if digest else "unresolved"
+
+
+def _duration(seconds: float) -> str:
+    """A duration in its largest whole unit: 45s, 12m, 5h, 9d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(max(0, seconds))}s"
+
+
+def plan_states(
+    plan: Plan, engine: Engine, *, max_age: float | None, force: frozenset[str] | None = frozenset()
+) -> dict[str, Assessment]:
+    """What a build of the plan would do with each target, looked up in parallel: reuse it or build it, and why."""
+    pipeline, now = plan.pipeline, time.time()
+
+    def own(target: Target) -> Assessment:
+        if not (pipeline.registry and target.push):
+            return Assessment(None, "not pushed to a registry, so nothing records it")
+        return assess(target, pipeline, engine, max_age=max_age, now=now)
+
+    with ThreadPoolExecutor(max_workers=_LOOKUPS, thread_name_prefix="status") as pool:
+        found = dict(zip([s.target.id for s in plan.steps], pool.map(own, [s.target for s in plan.steps]), strict=True))
+    states: dict[str, Assessment] = {}
+    for step in plan.steps:
+        state = found[step.target.id]
+        if force is None or step.target.id in force:
+            state = Assessment(None, "forced (--force)", state.record)
+        stale = [parent for parent in image_parents(step.target) if parent in states and states[parent].digest is None]
+        if state.digest is not None and stale:
+            state = Assessment(None, f"parent {stale[0]} will be rebuilt", state.record)
+        states[step.target.id] = state
+    return states
+
+
+def base_resolver(engine: Engine, warn: Callable[[str, str], None]) -> Callable[[Sequence[str]], dict[str, str]]:
+    """Looks external bases up in parallel; one that cannot be found is warned about and left unresolved."""
+
+    def digest(name: str) -> str | None:
+        try:
+            found = engine.manifest_digest(name)
+        except EngineError as error:
+            warn(name, str(error))
+            return None
+        if found is None:
+            warn(name, "not in its registry")
+        return found
+
+    def resolve(names: Sequence[str]) -> dict[str, str]:
+        with ThreadPoolExecutor(max_workers=_LOOKUPS, thread_name_prefix="bases") as pool:
+            return {name: found for name, found in zip(names, pool.map(digest, names), strict=True) if found}
+
+    return resolve
