@@ -60,8 +60,12 @@ bench-plan: $(STAMP) ## Benchmark plan of a 5,000-target tree beside docker buil
 bench-build: $(STAMP) engine ## Benchmark a cold pushed build of the 21-target tree beside docker buildx bake
 	cd bench && ../$(BIN)/python build_tree.py
 
+.PHONY: bench-noop
+bench-noop: $(STAMP) engine ## Benchmark a re-run of the 21-target tree with nothing changed beside a warm bake
+	cd bench && ../$(BIN)/python noop_rerun.py
+
 .PHONY: bench
-bench: bench-plan bench-build ## Run every benchmark (results in bench/RESULTS.md)
+bench: bench-plan bench-build bench-noop ## Run every benchmark (results in bench/RESULTS.md)
 
 .PHONY: clean
 clean: ## Remove the virtualenv and caches

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import gc
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -142,10 +143,13 @@ def _load(options: PipelineOptions, engine: Any = None, file: Path | None = None
     """
     _state["debug"] = options.debug
     log.configure(level="debug" if options.debug else "info", log_format=options.log_format)
-    from buildflow.freshness import base_resolver
     from buildflow.loader import load_pipeline
 
-    resolver = base_resolver(engine, _base_not_found) if engine is not None else None
+    resolver = None
+    if engine is not None:
+        from buildflow.freshness import base_resolver
+
+        resolver = base_resolver(engine, _base_not_found)
     with _collector_paused():
         pipeline = load_pipeline(
             file or options.file,
@@ -292,12 +296,15 @@ def plan(
     With TARGET names, only those targets and their ancestors; a name selects every matrix image of a
     target, an id like 'app[tf=1.8.0]' selects one.
     """
-    from buildflow.freshness import plan_states
     from buildflow.render import plan_json, plan_table
 
     engine = None if offline else _lookup_engine(_buildx())
     the_plan = _plan(options, targets, downstream, since, None if no_follow_bases else engine)
-    states = plan_states(the_plan, engine, max_age=_max_age(the_plan, max_age)) if engine else None
+    states = None
+    if engine is not None:
+        from buildflow.freshness import plan_states
+
+        states = plan_states(the_plan, engine, max_age=_max_age(the_plan, max_age))
     click.echo(plan_json(the_plan, states) if output_format == "json" else plan_table(the_plan, states))
 
 
@@ -542,11 +549,14 @@ def _write_reports(
     the_plan: Any, result: Any, report_path: Path | None, junit_path: Path | None, summary_path: Path | None
 ) -> None:
     """The JSON report, the JUnit file and the Markdown summary that were asked for; the GitHub step summary."""
-    from buildflow.ci_reports import append_github_step_summary, write_junit, write_summary
     from buildflow.report import write_report
 
     if report_path:
         write_report(report_path, the_plan, result)
+    if not (junit_path or summary_path or os.environ.get("GITHUB_STEP_SUMMARY")):
+        return
+    from buildflow.ci_reports import append_github_step_summary, write_junit, write_summary
+
     if junit_path:
         write_junit(junit_path, the_plan, result)
     if summary_path:

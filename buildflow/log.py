@@ -28,7 +28,7 @@ def event(level: str, name: str, **fields: Any) -> None:
 def _logger() -> Any:
     """The configured structlog logger, set up on first use (keeps start-up fast when nothing is logged)."""
     if _state["logger"] is None:
-        import structlog
+        structlog = _import_structlog()
 
         renderer: Any = (
             structlog.processors.JSONRenderer()
@@ -47,3 +47,17 @@ def _logger() -> Any:
         )
         _state["logger"] = structlog.get_logger("buildflow")
     return _state["logger"]
+
+
+def _import_structlog() -> Any:
+    """structlog, imported without its rich tracebacks: buildflow logs no exceptions, and loading rich's
+    traceback renderer (with pygments and asyncio) doubled the import, a tenth of a no-op run."""
+    if "rich" in sys.modules:
+        import structlog
+    else:
+        sys.modules["rich"] = None  # type: ignore[assignment]  # "import rich" fails: structlog goes without
+        try:
+            import structlog
+        finally:
+            del sys.modules["rich"]
+    return structlog

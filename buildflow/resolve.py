@@ -602,7 +602,8 @@ class Resolver:
         names = {name for image in images for name in image.bases}
         pinned = {name: name.rpartition("@")[2] for name in names if "@sha256:" in name}
         unpinned = sorted(names - pinned.keys())
-        found = self.resolve_bases(unpinned) if self.resolve_bases and unpinned else {}
+        follow = self.spec.get("rebuild", {}).get("follow_bases", True)
+        found = self.resolve_bases(unpinned) if self.resolve_bases and follow and unpinned else {}
         return {**found, **pinned}
 
     def _fingerprint(self, image: _Image, parents: list[str], bases: Mapping[str, str]) -> str:

@@ -23,9 +23,11 @@ from buildflow.engine.base import (
     record_reference,
 )
 from buildflow.engine.retrying import RetryingEngine
-from buildflow.freshness import Record, assess, build_record, decode, encode
+from buildflow.freshness import Assessment, Record, assess, build_record, decode, encode
 from buildflow.model import RetryPolicy, Target
 from buildflow.planner import Plan
+
+REGISTRY_CALLS = 16  # registry lookups and tag copies at once
 
 
 class Status(StrEnum):
@@ -123,6 +125,7 @@ class Scheduler:
         self.order = {step.target.id: step.order for step in plan.steps}
         self.by_reference: dict[str, Outcome] = {}
         self._push_locks: dict[str, threading.Lock] = {}
+        self._assessments: dict[str, Future[Assessment]] = {}
         self.stopping = False
 
     def run(self) -> RunResult:
@@ -130,7 +133,9 @@ class Scheduler:
         started = time.monotonic()
         for outcome in self.outcomes.values():
             self.events("queued", outcome)
-        self._build_all()
+        with ThreadPoolExecutor(max_workers=REGISTRY_CALLS, thread_name_prefix="lookup") as lookups:
+            self._look_up_all(lookups)
+            self._build_all()
         for outcome in self.outcomes.values():
             if outcome.status == Status.QUEUED:
                 outcome.status, outcome.error = Status.CANCELLED, "not started: an earlier target failed"
@@ -166,6 +171,17 @@ class Scheduler:
                     target_id = running.pop(future)
                     future.result()
                     self._finished(target_id, children[target_id], waiting, ready)
+
+    def _look_up_all(self, pool: ThreadPoolExecutor) -> None:
+        """Start looking every pushed, unforced target up in the registry at once, not generation by generation."""
+        if not self.options.build.push or self.options.force is None:
+            return
+        now = time.time()
+        for target_id, outcome in self.outcomes.items():
+            if outcome.target.push and target_id not in self.options.force:
+                self._assessments[target_id] = pool.submit(
+                    assess, outcome.target, self.pipeline, self.engine, max_age=self.options.max_age, now=now
+                )
 
     def _parents_in_plan(self, target_id: str) -> set[str]:
         """The parents of a target that this run builds too."""
@@ -252,7 +268,7 @@ class Scheduler:
         if forced:
             outcome.why = "forced (--force)"
             return decode(self.engine.get_record(record_reference(target, registry)))
-        assessment = assess(target, self.pipeline, self.engine, max_age=self.options.max_age, now=time.time())
+        assessment = self._assessments[target.id].result()
         outcome.why = assessment.why
         if assessment.digest is None:
             return assessment.record
@@ -360,7 +376,7 @@ class Scheduler:
     def _release(self, result: RunResult) -> None:
         """Apply every human tag, now that every selected target was built; registry side for pushed images."""
         to_release = [o for o in self.outcomes.values() if any(tag != o.reference for tag in o.target.tags)]
-        with ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="release") as pool:
+        with ThreadPoolExecutor(max_workers=REGISTRY_CALLS, thread_name_prefix="release") as pool:
             errors = [error for error in pool.map(self._release_one, to_release) if error]
         for outcome in to_release:
             if outcome.released:
@@ -373,7 +389,8 @@ class Scheduler:
         tags = [tag for tag in outcome.target.tags if tag != outcome.reference]
         try:
             if outcome.pushed:
-                self.engine.tag(outcome.built_as, tags)
+                moving = [tag for tag in tags if self.engine.manifest_digest(tag) != outcome.digest]
+                self.engine.tag(outcome.built_as, moving)
             else:
                 self.engine.tag_local(outcome.reference, tags)
         except EngineError as error:

@@ -370,3 +370,15 @@ def test_make_targets_are_phony_and_documented() -> None:
     assert re.search(r"^image-%: \.buildflow-force ", text, re.MULTILINE)
     for variable in ("BUILDFLOW ?= buildflow", "BUILDFLOW_FILE ?= buildflow.yaml", "BUILDFLOW_FLAGS ?="):
         assert re.search(rf"^{re.escape(variable)}$", text, re.MULTILINE), variable
+
+
+def test_every_flag_nightly_sh_passes_is_one_buildflow_build_accepts() -> None:
+    """nightly.sh uses only options that `buildflow build --help` documents."""
+    import sys
+
+    script = (SCHEDULED / "nightly.sh").read_text()
+    flags = set(re.findall(r"(--[a-z][a-z-]+)", script.split("exec buildflow build", 1)[1]))
+    documented = subprocess.run(
+        [sys.executable, "-m", "buildflow", "build", "--help"], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    assert flags and {flag for flag in flags if flag not in documented} == set()

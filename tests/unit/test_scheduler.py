@@ -274,17 +274,12 @@ def test_missing_secret_values_fail_the_target_before_building(tmp_path: Path, m
 # ---- reuse ------------------------------------------------------------------------------------------------
 
 
-def rerun(tmp_path: Path, engine: FakeEngine, **options: object):  # type: ignore[no-untyped-def]
-    """A second run of the same pipeline, on the same engine and registry."""
-    return run(tmp_path, engine, **options)
-
-
 def test_a_second_run_reuses_everything_and_builds_nothing(tmp_path: Path) -> None:
     engine = FakeEngine()
     first, _ = run(tmp_path, engine)
     builds = len(engine.requests)
     engine.log.clear()
-    second, events = rerun(tmp_path, engine)
+    second, events = run(tmp_path, engine)
     assert second.ok and second.released
     assert engine.log == []
     assert {o.status for o in second.outcomes.values()} == {Status.REUSED}
@@ -307,7 +302,7 @@ def test_force_rebuilds_named_targets_and_children_whose_parent_digest_changed(t
 
     changed = NewDigest()
     changed.records, changed.registry = engine.records, engine.registry
-    result, _ = rerun(tmp_path, changed, force=frozenset({"cuda"}))
+    result, _ = run(tmp_path, changed, force=frozenset({"cuda"}))
     statuses = {tid: o.status for tid, o in result.outcomes.items()}
     assert statuses == {
         "base": Status.REUSED,
@@ -324,7 +319,7 @@ def test_a_forced_parent_that_comes_out_identical_leaves_its_children_reused(tmp
     engine = FakeEngine()
     run(tmp_path, engine)
     engine.log.clear()
-    result, _ = rerun(tmp_path, engine, force=frozenset({"base"}))
+    result, _ = run(tmp_path, engine, force=frozenset({"base"}))
     assert [entry for entry in engine.log if entry[0] == "start"] == [("start", "base")]
     assert result.outcomes["cuda"].status == Status.REUSED
 
@@ -332,7 +327,7 @@ def test_a_forced_parent_that_comes_out_identical_leaves_its_children_reused(tmp
 def test_force_all_keeps_the_source_date_epoch_of_the_first_build(tmp_path: Path) -> None:
     engine = FakeEngine()
     run(tmp_path, engine, source_date_epoch="1700000000")
-    result, _ = rerun(tmp_path, engine, force=None, source_date_epoch="1800000000")
+    result, _ = run(tmp_path, engine, force=None, source_date_epoch="1800000000")
     assert {o.status for o in result.outcomes.values()} == {Status.BUILT}
     assert engine.requests["app"].args["SOURCE_DATE_EPOCH"] == "1700000000"
 
@@ -341,7 +336,7 @@ def test_images_older_than_max_age_are_rebuilt(tmp_path: Path) -> None:
     engine = FakeEngine()
     run(tmp_path, engine)
     time.sleep(1.1)
-    result, _ = rerun(tmp_path, engine, max_age=1.0)
+    result, _ = run(tmp_path, engine, max_age=1.0)
     assert {o.status for o in result.outcomes.values()} == {Status.BUILT}
     assert result.outcomes["base"].why.startswith("older than max-age 1s (built 1s ago)")
 
@@ -350,7 +345,7 @@ def test_an_image_missing_from_the_registry_is_rebuilt(tmp_path: Path) -> None:
     engine = FakeEngine()
     run(tmp_path, engine)
     del engine.registry[next(reference for reference in engine.registry if "/other:" in reference)]
-    result, _ = rerun(tmp_path, engine)
+    result, _ = run(tmp_path, engine)
     assert result.outcomes["other"].status == Status.BUILT
     assert result.outcomes["other"].why == "its image is no longer in the registry"
 
@@ -359,7 +354,7 @@ def test_without_push_local_images_are_reused_unless_a_parent_was_rebuilt(tmp_pa
     engine = FakeEngine()
     run(tmp_path, engine, build=BuildOptions(push=False))
     engine.log.clear()
-    result, _ = rerun(tmp_path, engine, build=BuildOptions(push=False), force=frozenset({"cuda"}))
+    result, _ = run(tmp_path, engine, build=BuildOptions(push=False), force=frozenset({"cuda"}))
     assert result.outcomes["base"].status == Status.REUSED
     assert result.outcomes["app"].status == Status.BUILT
     assert result.outcomes["app"].why == "parent cuda was rebuilt"

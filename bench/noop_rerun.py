@@ -1,0 +1,97 @@
+"""Benchmark: a re-run of the 21-target tree with nothing changed, beside a warm `docker buildx bake`.
+
+The tree of build_tree.py (21 targets, each `RUN ... sleep 2`), built once by each tool outside the
+measurements. Then, alternating: `buildflow build` with everything up to date (every target REUSED from the
+registry, nothing sent to BuildKit) and `docker buildx bake` of the same tree, fully cached, pushing.
+Needs `scripts/engine.sh up`. Results go to bench/RESULTS.md between this benchmark's markers.
+
+    python bench/noop_rerun.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from build_tree import prepare_base, timed, write_tree
+from common import buildflow_command, machine, write_results
+
+BEGIN, END = "<!-- noop_rerun:begin -->", "<!-- noop_rerun:end -->"
+TARGET_RATIO = 0.10
+SETTLE_SECONDS = 3.0  # before each measured run: the engine finishes what the previous one left (pushes, GC)
+
+
+def rounds(directory: Path, count: int) -> list[dict[str, float]]:
+    """Cold builds first (not measured), then `count` alternating no-op re-runs of each tool."""
+    buildflow = [*buildflow_command(), "build", "-f", "pipeline.json", "--jobs", "16", "--progress", "plain"]
+    bake = ["docker", "buildx", "bake", "-f", "docker-bake.json", "--progress", "plain"]
+    timed(buildflow, directory)
+    timed(bake, directory)
+    measured = []
+    for number in range(count):
+        report = directory / "report.json"
+        time.sleep(SETTLE_SECONDS)
+        row = {"buildflow": timed([*buildflow, "--report", str(report)], directory)}
+        time.sleep(SETTLE_SECONDS)
+        row["bake"] = timed(bake, directory)
+        statuses = {target["status"] for target in json.loads(report.read_text())["targets"]}
+        if statuses != {"REUSED"}:
+            raise SystemExit(f"round {number + 1}: buildflow did not reuse everything: {statuses}")
+        measured.append(row)
+        print(f"round {number + 1}: {row}", file=sys.stderr)
+    return measured
+
+
+def report(measured: list[dict[str, float]]) -> str:
+    """The Markdown section."""
+    median = {key: statistics.median(row[key] for row in measured) for key in measured[0]}
+    ratio = median["buildflow"] / median["bake"]
+    return "\n".join(
+        [
+            BEGIN,
+            "## noop_rerun: the 21-target tree re-run with nothing changed vs a warm `docker buildx bake`",
+            "",
+            f"{time.strftime('%Y-%m-%d', time.gmtime())}, {machine()}. Median of {len(measured)} alternating "
+            f"rounds after one cold build by each tool, {SETTLE_SECONDS:.0f} s of quiet before each measured run. "
+            "buildflow finds every target's image and build record "
+            "in the registry (REUSED: no BuildKit call) and re-applies the release tags; bake sends every target "
+            "through BuildKit, fully cached, and pushes. Reproduce: `make bench-noop`.",
+            "",
+            "| | seconds | / bake |",
+            "|---|---:|---:|",
+            f"| buildflow build (all REUSED) | {median['buildflow']:.2f} | {ratio:.3f} |",
+            f"| docker buildx bake --push (warm) | {median['bake']:.2f} | 1.000 |",
+            "",
+            f"Target: at most {TARGET_RATIO:.2f} of bake's time: {ratio:.3f} "
+            f"({'meets' if ratio <= TARGET_RATIO else 'misses'} it).",
+            END,
+        ]
+    )
+
+
+def main() -> None:
+    """Run the benchmark and record it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--no-write", action="store_true")
+    options = parser.parse_args()
+    prepare_base()
+    with tempfile.TemporaryDirectory(prefix="buildflow-noop-") as work:
+        nonce = uuid.uuid4().hex
+        directory = Path(work) / nonce
+        write_tree(directory, f"bench-noop-{nonce[:8]}", nonce)
+        measured = rounds(directory, options.runs)
+    section = report(measured)
+    print(section)
+    if not options.no_write:
+        write_results(section, BEGIN, END)
+
+
+if __name__ == "__main__":
+    main()
