@@ -97,7 +97,18 @@ def decode(data: bytes | None) -> Record | None:
 
 
 def assess(target: Target, pipeline: Pipeline, engine: Engine, *, max_age: float | None, now: float) -> Assessment:
-    """Whether the registry holds this target's image, recorded and young enough to reuse, and why not."""
+    """Whether the registry holds this target's image, recorded and young enough to reuse, and why not.
+
+    A lookup that fails (after its retries) means building: a rebuild from cache costs less than a guess.
+    """
+    try:
+        return _assess(target, pipeline, engine, max_age=max_age, now=now)
+    except EngineError as error:
+        return Assessment(None, f"the registry could not be asked ({error})")
+
+
+def _assess(target: Target, pipeline: Pipeline, engine: Engine, *, max_age: float | None, now: float) -> Assessment:
+    """assess() without the error handling."""
     record = decode(engine.get_record(record_reference(target, pipeline.registry)))
     if record is None:
         return Assessment(None, explain(target, pipeline, engine))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import os
 import threading
@@ -118,7 +119,9 @@ class Scheduler:
     def __init__(self, plan: Plan, engine: Engine, options: RunOptions, events: Events | None = None) -> None:
         self.plan = plan
         self.pipeline = plan.pipeline
-        self.engine = RetryingEngine(engine, options.retry or plan.pipeline.retry, self._retrying)
+        policy = options.retry or plan.pipeline.retry
+        self.engine = RetryingEngine(engine, policy, self._retrying)
+        self.lookups = RetryingEngine(engine, dataclasses.replace(policy, attempts=min(policy.attempts, 3)))
         self.options = options
         self.events = events or (lambda name, outcome, **fields: None)
         self.outcomes = {step.target.id: Outcome(step.target) for step in plan.steps}
@@ -173,14 +176,17 @@ class Scheduler:
                     self._finished(target_id, children[target_id], waiting, ready)
 
     def _look_up_all(self, pool: ThreadPoolExecutor) -> None:
-        """Start looking every pushed, unforced target up in the registry at once, not generation by generation."""
+        """Start looking every pushed, unforced target up in the registry at once, not generation by generation.
+
+        Lookups are retried at most three times: when the registry cannot say, the target is built.
+        """
         if not self.options.build.push or self.options.force is None:
             return
         now = time.time()
         for target_id, outcome in self.outcomes.items():
             if outcome.target.push and target_id not in self.options.force:
                 self._assessments[target_id] = pool.submit(
-                    assess, outcome.target, self.pipeline, self.engine, max_age=self.options.max_age, now=now
+                    assess, outcome.target, self.pipeline, self.lookups, max_age=self.options.max_age, now=now
                 )
 
     def _parents_in_plan(self, target_id: str) -> set[str]:

@@ -358,3 +358,14 @@ def test_without_push_local_images_are_reused_unless_a_parent_was_rebuilt(tmp_pa
     assert result.outcomes["base"].status == Status.REUSED
     assert result.outcomes["app"].status == Status.BUILT
     assert result.outcomes["app"].why == "parent cuda was rebuilt"
+
+
+def test_a_registry_that_cannot_be_asked_means_building(tmp_path: Path) -> None:
+    class Flaky(FakeEngine):
+        def get_record(self, reference: str) -> bytes | None:
+            raise EngineError("connection reset by peer", transient=True)
+
+    engine = Flaky()
+    result, _ = run(tmp_path, engine)
+    assert result.ok and {o.status for o in result.outcomes.values()} == {Status.BUILT}
+    assert result.outcomes["app"].why == "the registry could not be asked (connection reset by peer)"
