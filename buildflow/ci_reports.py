@@ -13,7 +13,7 @@ from junitparser import Attr, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from buildflow.planner import Plan
 from buildflow.render import graph_mermaid
-from buildflow.report import short_digest
+from buildflow.report import short_digest, totals
 from buildflow.scheduler import Outcome, RunResult, Status
 
 # Terminal colour codes, then every character XML 1.0 cannot hold (build output carries both).
@@ -118,13 +118,6 @@ def _cell(text: str) -> str:
     return "<br>".join(escaped.splitlines()) or "-"
 
 
-def _totals(result: RunResult) -> str:
-    """'2 built, 1 reused, 1 failed in 12.3s.'."""
-    counts = {status: sum(1 for o in result.outcomes.values() if o.status == status) for status in Status}
-    totals = ", ".join(f"{count} {status.lower()}" for status, count in counts.items() if count)
-    return f"{totals or 'no targets'} in {result.seconds:.1f}s."
-
-
 def _row(outcome: Outcome) -> str:
     """One target as a table row."""
     cells = (
@@ -150,7 +143,7 @@ def _table(result: RunResult) -> list[str]:
 
 def summary_markdown(plan: Plan, result: RunResult) -> str:
     """The run in Markdown: verdict, totals, a table of targets, the release error and the DAG in Mermaid."""
-    lines = [f"## buildflow: {'succeeded' if result.ok else 'failed'}", "", _totals(result), "", *_table(result)]
+    lines = [f"## buildflow: {'succeeded' if result.ok else 'failed'}", "", totals(result), "", *_table(result)]
     if result.release_error:
         lines += ["", f"**Release tags not applied:** {_cell(result.release_error)}"]
     lines += ["", "```mermaid", graph_mermaid(plan), "```"]

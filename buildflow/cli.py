@@ -375,6 +375,13 @@ def graph(
     click.echo(draw(_plan(options, targets, downstream, since)))
 
 
+def _output_file(flag: str, metavar: str, help_text: str) -> Callable[..., Any]:
+    """An option naming a report file to write; the command receives it as `<flag>_path`."""
+    return click.option(
+        flag, f"{flag[2:]}_path", type=click.Path(path_type=Path, dir_okay=False), metavar=metavar, help=help_text
+    )
+
+
 @cli.command(short_help="Build the selection in dependency order, push it, then tag the release.")
 @_selection_options
 @click.option(
@@ -412,26 +419,10 @@ def graph(
     metavar="SECONDS",
     help="The longest any one engine call may take before it is killed (and retried).",
 )
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE.json",
-    help="Write every target's status, digest, tags, timings, attempts and cache hits here.",
-)
-@click.option(
-    "--junit",
-    "junit_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE.xml",
-    help="Write a JUnit file, one testcase per target (GitLab, Jenkins and GitHub test reporters read it).",
-)
-@click.option(
-    "--summary",
-    "summary_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE.md",
-    help="Write a Markdown summary with the DAG (also appended to $GITHUB_STEP_SUMMARY when that is set).",
+@_output_file("--report", "FILE.json", "Write every target's status, why, digest, tags, timings and cache hits here.")
+@_output_file("--junit", "FILE.xml", "Write a JUnit file, one testcase per target (GitLab, Jenkins, GitHub read it).")
+@_output_file(
+    "--summary", "FILE.md", "Write a Markdown summary with the DAG (also appended to $GITHUB_STEP_SUMMARY if set)."
 )
 @click.option(
     "--progress",

@@ -217,11 +217,23 @@ def plan_states(
         state = found[step.target.id]
         if force is None or step.target.id in force:
             state = Assessment(None, "forced (--force)", state.record)
-        stale = [parent for parent in image_parents(step.target) if parent in states and states[parent].digest is None]
-        if state.digest is not None and stale:
-            state = Assessment(None, f"parent {stale[0]} will be rebuilt", state.record)
+        if state.digest is not None:
+            state = _with_parents(
+                state, [(parent, states[parent]) for parent in image_parents(step.target) if parent in states]
+            )
         states[step.target.id] = state
     return states
+
+
+def _with_parents(state: Assessment, parents: Sequence[tuple[str, Assessment]]) -> Assessment:
+    """An up-to-date target stays so only if no parent will be rebuilt and none has a new digest."""
+    recorded = (state.record or {}).get("parent_digests", {})
+    for parent, parent_state in parents:
+        if parent_state.digest is None:
+            return Assessment(None, f"parent {parent} will be rebuilt", state.record)
+        if recorded.get(parent) != parent_state.digest:
+            return Assessment(None, f"parent {parent} has a new digest", state.record)
+    return state
 
 
 def base_resolver(engine: Engine, warn: Callable[[str, str], None]) -> Callable[[Sequence[str]], dict[str, str]]:

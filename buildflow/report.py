@@ -26,6 +26,13 @@ def _detail(outcome: Outcome) -> str:
     return outcome.error or "-"
 
 
+def totals(result: RunResult) -> str:
+    """'2 built, 1 reused, 1 failed in 12.3s.'."""
+    counts = {status: sum(1 for o in result.outcomes.values() if o.status == status) for status in Status}
+    text = ", ".join(f"{count} {status.lower()}" for status, count in counts.items() if count)
+    return f"{text or 'no targets'} in {result.seconds:.1f}s."
+
+
 def summary_table(result: RunResult) -> str:
     """One line per target: status, duration, digest, tags or error; then the totals."""
     header = ("TARGET", "STATUS", "TIME", "DIGEST", "DETAIL")
@@ -34,9 +41,7 @@ def summary_table(result: RunResult) -> str:
         for o in result.outcomes.values()
     ]
     lines = aligned(header, rows)
-    counts = {status: sum(1 for o in result.outcomes.values() if o.status == status) for status in Status}
-    totals = ", ".join(f"{count} {status.lower()}" for status, count in counts.items() if count)
-    lines.append(f"\n{totals} in {result.seconds:.1f}s.")
+    lines.append("\n" + totals(result))
     if result.release_error:
         lines.append(f"Release tags not applied: {result.release_error}")
     elif not result.released and not result.ok:

@@ -273,22 +273,31 @@ class Scheduler:
             return None
         if forced:
             outcome.why = "forced (--force)"
-            return decode(self.engine.get_record(record_reference(target, registry)))
+            return self._earlier_record(target)
         assessment = self._assessments[target.id].result()
         outcome.why = assessment.why
         if assessment.digest is None:
             return assessment.record
-        rebuilt = self._rebuilt_parents(parents, assessment.record or {})
-        if rebuilt:
-            outcome.why = f"parent {rebuilt[0]} was rebuilt with a new digest"
+        moved = self._moved_parents(parents, assessment.record or {})
+        if moved:
+            outcome.why = f"parent {moved[0]} has a new digest"
             return assessment.record
         outcome.reference, outcome.digest, outcome.pushed = content_reference(target, registry), assessment.digest, True
         outcome.status = Status.REUSED
         return assessment.record
 
+    def _earlier_record(self, target: Target) -> Record | None:
+        """The record of an earlier build of this fingerprint (for its SOURCE_DATE_EPOCH), if the registry has one."""
+        try:
+            return decode(self.lookups.get_record(record_reference(target, self.pipeline.registry)))
+        except EngineError:
+            return None
+
     def _reuse_local(self, outcome: Outcome, parents: Mapping[str, str]) -> None:
         """Without a registry: reuse the local image of this fingerprint unless a parent was just rebuilt."""
-        rebuilt = [parent for parent in parents if self.outcomes.get(parent, outcome).status == Status.BUILT]
+        rebuilt = [
+            parent for parent in parents if parent in self.outcomes and self.outcomes[parent].status == Status.BUILT
+        ]
         reference = content_reference(outcome.target, self.pipeline.registry)
         if rebuilt:
             outcome.why = f"parent {rebuilt[0]} was rebuilt"
@@ -298,20 +307,20 @@ class Scheduler:
         else:
             outcome.why = "not in the local image store"
 
-    def _rebuilt_parents(self, parents: Mapping[str, str], record: Record) -> list[str]:
-        """Parents built in this run whose digest differs from the one the record was built on."""
+    def _built_here(self, target_id: str) -> bool:
+        """True for a target built (not reused) in this run."""
+        return target_id in self.outcomes and self.outcomes[target_id].status == Status.BUILT
+
+    @staticmethod
+    def _moved_parents(parents: Mapping[str, str], record: Record) -> list[str]:
+        """Parents whose digest now differs from the one the record was built on (rebuilt since, here or
+        elsewhere, with the same fingerprint: a max-age or forced rebuild that changed the image)."""
         recorded = record.get("parent_digests", {})
-        return [
-            parent
-            for parent in parents
-            if parent in self.outcomes
-            and self.outcomes[parent].status == Status.BUILT
-            and recorded.get(parent) != self.outcomes[parent].digest
-        ]
+        return [parent for parent, reference in parents.items() if recorded.get(parent) != _digest_of(reference)]
 
     def _store_record(self, outcome: Outcome, parents: Mapping[str, str], epoch: str) -> None:
         """Keep the build's inputs beside the image; a failure only costs the next run a rebuild."""
-        digests = {parent: reference.rpartition("@")[2] for parent, reference in parents.items()}
+        digests = {parent: _digest_of(reference) for parent, reference in parents.items()}
         record = build_record(outcome.target, self.pipeline, digest=outcome.digest, parent_digests=digests, epoch=epoch)
         data = encode(record)
         try:
@@ -403,3 +412,8 @@ class Scheduler:
             return f"{outcome.target.id}: {error}"
         outcome.released = tuple(tags)
         return ""
+
+
+def _digest_of(reference: str) -> str:
+    """The digest a pinned reference names; a tag reference as it is."""
+    return reference.rpartition("@")[2] if "@" in reference else reference
