@@ -34,15 +34,9 @@ def event_fields(name: str, outcome: Outcome, extra: dict[str, Any]) -> dict[str
     """The fields of a target's event."""
     fields: dict[str, Any] = {"target": outcome.target.id, "status": str(outcome.status)}
     if name in ("built", "reused"):
-        fields.update(
-            digest=outcome.digest,
-            seconds=round(outcome.seconds, 2),
-            reference=outcome.reference,
-            pushed=outcome.pushed,
-            cached_steps=outcome.cached_steps,
-            steps=outcome.total_steps,
-            why=outcome.why,
-        )
+        fields.update(digest=outcome.digest, reference=outcome.reference, pushed=outcome.pushed, why=outcome.why)
+    if name == "built":
+        fields.update(seconds=round(outcome.seconds, 2), cached_steps=outcome.cached_steps, steps=outcome.total_steps)
     elif name in ("failed", "blocked", "cancelled"):
         fields["error"] = outcome.error
         if name == "failed":
