@@ -192,3 +192,29 @@ def test_summary_and_report(pipeline) -> None:  # type: ignore[no-untyped-def]
     assert document["status"] == "failed" and document["released"] is False
     base_entry = next(t for t in document["targets"] if t["id"] == "base")
     assert base_entry["seconds"] == 1.5 and base_entry["cached_steps"] == 2 and base_entry["fingerprint"]
+
+
+def test_docker_hub_bases_are_looked_up_by_buildx_and_others_by_the_registry_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from buildflow.engine.buildx import BuildxEngine
+
+    engine = BuildxEngine()
+    asked: list[tuple[str, str]] = []
+    monkeypatch.setattr(engine, "_inspect_digest", lambda reference: asked.append(("buildx", reference)) or "d1")
+    monkeypatch.setattr(engine.registry, "digest", lambda reference: asked.append(("client", reference)) or "d2")
+    assert engine.manifest_digest("ubuntu:22.04") == "d1"
+    assert engine.manifest_digest("nvidia/cuda:12.4.1-base") == "d1"
+    assert engine.manifest_digest("localhost:5000/team/base:1") == "d2"
+    assert [kind for kind, _ in asked] == ["buildx", "buildx", "client"]
+
+
+def test_record_and_last_record_references(pipeline) -> None:  # type: ignore[no-untyped-def]
+    from buildflow.engine.base import last_record_reference, record_reference
+
+    target = pipeline.targets["cuda"]
+    assert record_reference(target, "r") == content_reference(target, "r") + ".record"
+    assert last_record_reference(target, "r") == f"{repository(target, 'r')}:bf-last.cuda"
+    long = target._replace(id="x[" + ",".join(f"axis{n}=value{n}" for n in range(20)) + "]")
+    tag = last_record_reference(long, "r").rpartition(":")[2]
+    assert len(tag) <= 128 and tag.startswith("bf-last.x-axis0-value0")
