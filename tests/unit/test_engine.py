@@ -201,8 +201,16 @@ def test_docker_hub_bases_are_looked_up_by_buildx_and_others_by_the_registry_cli
 
     engine = BuildxEngine()
     asked: list[tuple[str, str]] = []
-    monkeypatch.setattr(engine, "_inspect_digest", lambda reference: asked.append(("buildx", reference)) or "d1")
-    monkeypatch.setattr(engine.registry, "digest", lambda reference: asked.append(("client", reference)) or "d2")
+
+    def answer(kind: str, digest: str):  # type: ignore[no-untyped-def]
+        def look_up(reference: str) -> str:
+            asked.append((kind, reference))
+            return digest
+
+        return look_up
+
+    monkeypatch.setattr(engine, "_inspect_digest", answer("buildx", "d1"))
+    monkeypatch.setattr(engine.registry, "digest", answer("client", "d2"))
     assert engine.manifest_digest("ubuntu:22.04") == "d1"
     assert engine.manifest_digest("nvidia/cuda:12.4.1-base") == "d1"
     assert engine.manifest_digest("localhost:5000/team/base:1") == "d2"
