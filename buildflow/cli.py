@@ -7,6 +7,7 @@ import functools
 import gc
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +19,7 @@ from typing import Any, NoReturn
 import click
 
 from buildflow import __version__, log
-from buildflow.errors import EXIT_INTERNAL, EXIT_INVALID, BuildflowError, RunFailed, UsageError
+from buildflow.errors import EXIT_INTERNAL, EXIT_INVALID, BuildflowError, Interrupted, RunFailed, UsageError
 
 _EPILOG = """\b
 Exit codes:
@@ -27,6 +28,7 @@ Exit codes:
   2  invalid pipeline file or command line: one line per problem
   3  internal error in buildflow (rerun with --debug and report it)
   4  another run of the same pipeline and registry holds the lock (build --no-wait)
+  130, 143  build interrupted by SIGINT or SIGTERM (the report is still written, nothing is released)
 """
 
 _state = {"debug": False}
@@ -159,7 +161,16 @@ def _load(options: PipelineOptions, engine: Any = None, file: Path | None = None
             resolve_bases=resolver,
         )
     log.event("debug", "pipeline.loaded", file=str(options.file), targets=len(pipeline.targets))
+    _warn_of_secret_like_names(pipeline, str(file or options.file))
     return pipeline
+
+
+def _warn_of_secret_like_names(pipeline: Any, display: str) -> None:
+    """A build arg or test env named like a secret (HF_TOKEN) is warned about, pointing to secrets:."""
+    from buildflow.secret_names import suspicious_names
+
+    for line in suspicious_names(pipeline, display=display):
+        log.event("warning", "pipeline.secret_like_name", problem=line)
 
 
 def _base_not_found(name: str, reason: str) -> None:
@@ -345,8 +356,7 @@ def _buildx(timeout: int = 1800) -> Any:
     """The buildx engine (nothing is started until it is used)."""
     from buildflow.engine.buildx import BuildxEngine
 
-    on_output = _builder_output if log.enabled("debug") else None
-    return BuildxEngine(timeout=timeout, on_output=on_output)
+    return BuildxEngine(timeout=timeout, on_output=_builder_output)
 
 
 @cli.command(short_help="Draw the DAG as text, Graphviz DOT or Mermaid.")
@@ -497,8 +507,13 @@ def build(
     )
     live = progress == "live" or (progress == "auto" and options.log_format == "console" and sys.stderr.isatty())
     with _run_lock(the_plan, wait):
-        result = _run(the_plan, engine, run_options, live)
+        result, interrupted = _run(the_plan, engine, run_options, live)
     _write_reports(the_plan, result, report_path, junit_path, summary_path)
+    if interrupted:
+        name = signal.Signals(interrupted).name
+        raise Interrupted(
+            f"buildflow: interrupted by {name}; nothing was released; a re-run reuses what finished", interrupted
+        )
     if not result.ok:
         failed = sum(1 for outcome in result.outcomes.values() if not outcome.succeeded)
         raise RunFailed(
@@ -508,16 +523,29 @@ def build(
         )
 
 
-def _run(the_plan: Any, engine: Any, run_options: Any, live: bool) -> Any:
-    """Run the scheduler with progress on stderr and the summary table on stdout."""
+def _run(the_plan: Any, engine: Any, run_options: Any, live: bool) -> tuple[Any, int]:
+    """Run the scheduler with progress on stderr and the summary table on stdout; SIGINT and SIGTERM
+    interrupt it cleanly. The result, and the number of the signal that interrupted it (0 if none)."""
     from buildflow.progress import Progress
     from buildflow.report import summary_table
     from buildflow.scheduler import Scheduler
 
+    received: list[int] = []
     with Progress(live=live) as view:
-        result = Scheduler(the_plan, engine, run_options, events=view).run()
+        scheduler = Scheduler(the_plan, engine, run_options, events=view)
+
+        def interrupt(number: int, frame: object) -> None:
+            received.append(number)
+            scheduler.interrupt(signal.Signals(number).name)
+
+        previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            result = scheduler.run()
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
     click.echo(summary_table(result))
-    return result
+    return result, received[0] if received else 0
 
 
 def _run_lock(the_plan: Any, wait: bool) -> Any:
@@ -556,7 +584,7 @@ def _write_reports(
 
 
 def _builder_output(target: str, line: str) -> None:
-    """Builder output, at debug level."""
+    """Builder output, at debug level (checked per line: --debug takes effect after the engine is made)."""
     log.event("debug", "build.output", target=target, line=line)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,11 +96,21 @@ def _compile(pattern: str) -> re.Pattern[str]:
         return re.compile(re.escape(pattern) + "$")
 
 
+class IgnoreFileError(OSError):
+    """An ignore file that is there but cannot be read as text (a directory, a named pipe, unreadable)."""
+
+
 def read_rules_text(context: Path, dockerfile: Path) -> str:
     """The ignore file of a build: <Dockerfile>.dockerignore beside the Dockerfile wins over .dockerignore."""
     for candidate in (dockerfile.with_name(dockerfile.name + ".dockerignore"), context / ".dockerignore"):
         try:
+            if not stat.S_ISREG(candidate.stat().st_mode):
+                raise IgnoreFileError(f"{candidate.name} is not a regular file; make it a text file or remove it")
             return candidate.read_text(encoding="utf-8", errors="replace")
         except (FileNotFoundError, NotADirectoryError):
             continue
+        except IgnoreFileError:
+            raise
+        except OSError as error:
+            raise IgnoreFileError(f"cannot read {candidate.name}: {error.strerror}; fix its permissions") from None
     return ""

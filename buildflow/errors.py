@@ -37,6 +37,13 @@ def printable(text: str) -> str:
     return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def quoted(text: str, limit: int = 80) -> str:
+    """Text in quotes for a message, cut short (with its length) when it is long."""
+    if len(text) <= limit:
+        return f"'{text}'"
+    return f"'{text[: limit - 20]}...' ({len(text):,} characters)"
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ' — did you mean 'x'?' when a close choice exists, else ''."""
     import difflib
@@ -106,3 +113,11 @@ class LockBusy(BuildflowError):
     """Another run of the same pipeline and registry holds the lock, and --no-wait was given (exit 4)."""
 
     exit_code = EXIT_LOCKED
+
+
+class Interrupted(BuildflowError):
+    """A run stopped by SIGINT or SIGTERM: exit 128 + the signal's number (130, 143), as shells report it."""
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signal_number

@@ -40,6 +40,7 @@ class Assessment(NamedTuple):
     digest: str | None
     why: str
     record: Record | None = None
+    error: EngineError | None = None  # the registry could not be asked
 
 
 def inputs(target: Target, pipeline: Pipeline) -> Record:
@@ -104,7 +105,7 @@ def assess(target: Target, pipeline: Pipeline, engine: Engine, *, max_age: float
     try:
         return _assess(target, pipeline, engine, max_age=max_age, now=now)
     except EngineError as error:
-        return Assessment(None, f"the registry could not be asked ({error})")
+        return Assessment(None, f"the registry could not be asked ({error})", error=error)
 
 
 def _assess(target: Target, pipeline: Pipeline, engine: Engine, *, max_age: float | None, now: float) -> Assessment:

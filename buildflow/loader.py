@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from buildflow import references
+from buildflow import matrix, references
 from buildflow.errors import PipelineError, Problem
 from buildflow.model import Pipeline
 from buildflow.resolve import BaseResolver, Resolver
@@ -30,6 +30,7 @@ def load_pipeline(
     """
     display = display or str(path)
     text, data = read_document(path, display)
+    _check_target_count(data, display)
     problems = _schema_problems(data, display, registry)
     if problems and not all(map(_is_target_problem, problems)):
         raise PipelineError(_with_lines(problems, text, display))
@@ -50,12 +51,23 @@ def load_pipeline(
     return pipeline
 
 
+def _check_target_count(data: Mapping[str, Any], display: str) -> None:
+    """Refuse more targets than a pipeline may have images, before spending time on each of them."""
+    targets = data.get("targets")
+    if isinstance(targets, dict) and len(targets) > matrix.MAX_IMAGES_PER_PIPELINE:
+        message = (
+            f"{len(targets):,} targets; the limit is {matrix.MAX_IMAGES_PER_PIPELINE:,} images per pipeline: "
+            "split the pipeline"
+        )
+        raise PipelineError([Problem(message, ("targets",), display)])
+
+
 def _schema_problems(data: Any, display: str, registry: str | None) -> list[Problem]:
     """Schema problems, plus a registry (from --registry or the file) that is not a reference prefix."""
     problems = [dataclasses.replace(p, file=display) for p in schema_problems(data)]
     if registry is not None:
         problems += _registry_problems(registry, "--registry", ())
-    elif isinstance(data.get("registry"), str):
+    elif isinstance(data.get("registry"), str) and not any(p.path == ("registry",) for p in problems):
         problems += _registry_problems(data["registry"], display, ("registry",))
     return problems
 

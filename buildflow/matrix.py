@@ -11,6 +11,8 @@ from buildflow.variables import as_text
 
 MAX_IMAGES_PER_TARGET = 256
 MAX_IMAGES_PER_PIPELINE = 20_000
+MAX_EDGES_PER_PIPELINE = 200_000  # parents of every image together: a matrix target that depends on everything
+MAX_PARENT_CHOICES = MAX_IMAGES_PER_TARGET**2  # partial choices of parents while a target is expanded
 RESERVED_KEYS = ("exclude", "include")
 
 Values = dict[str, str]

@@ -11,7 +11,13 @@ from buildflow import log
 from buildflow.report import short_digest
 from buildflow.scheduler import Outcome, Status
 
-_LEVELS = {"failed": "error", "blocked": "warning", "cancelled": "warning", "retrying": "warning"}
+_LEVELS = {
+    "failed": "error",
+    "blocked": "warning",
+    "cancelled": "warning",
+    "interrupted": "warning",
+    "retrying": "warning",
+}
 _COLOURS = {
     Status.QUEUED: "dim",
     Status.RUNNING: "cyan",
@@ -20,6 +26,7 @@ _COLOURS = {
     Status.FAILED: "bold red",
     Status.BLOCKED: "yellow",
     Status.CANCELLED: "yellow",
+    Status.INTERRUPTED: "yellow",
 }
 
 
@@ -37,7 +44,7 @@ def event_fields(name: str, outcome: Outcome, extra: dict[str, Any]) -> dict[str
         fields.update(digest=outcome.digest, reference=outcome.reference, pushed=outcome.pushed, why=outcome.why)
     if name == "built":
         fields.update(seconds=round(outcome.seconds, 2), cached_steps=outcome.cached_steps, steps=outcome.total_steps)
-    elif name in ("failed", "blocked", "cancelled"):
+    elif name in ("failed", "blocked", "cancelled", "interrupted"):
         fields["error"] = outcome.error
         if name == "failed":
             fields.update(seconds=round(outcome.seconds, 2), attempts=outcome.attempts)

@@ -54,13 +54,20 @@ def report_document(plan: Plan, result: RunResult) -> dict[str, Any]:
     return {
         "pipeline": str(plan.pipeline.file),
         "registry": plan.pipeline.registry,
-        "status": "succeeded" if result.ok else "failed",
+        "status": _run_status(result),
         "seconds": round(result.seconds, 3),
         "released": result.released,
         "release_error": result.release_error,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "targets": [_target_document(outcome) for outcome in result.outcomes.values()],
     }
+
+
+def _run_status(result: RunResult) -> str:
+    """succeeded, interrupted or failed."""
+    if any(outcome.status == Status.INTERRUPTED for outcome in result.outcomes.values()):
+        return "interrupted"
+    return "succeeded" if result.ok else "failed"
 
 
 def _target_document(outcome: Outcome) -> dict[str, Any]:

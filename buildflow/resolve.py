@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -11,7 +11,8 @@ from typing import Any, NamedTuple
 from buildflow import dockerfile as dockerfiles
 from buildflow import matrix, references
 from buildflow.contexts import check_paths
-from buildflow.errors import FieldPath, Problem, did_you_mean
+from buildflow.dockerignore import IgnoreFileError
+from buildflow.errors import FieldPath, Problem, did_you_mean, quoted
 from buildflow.fingerprint import ContextError, context_digest, file_digest, target_fingerprint
 from buildflow.graph import cycle_paths, layers
 from buildflow.inference import TagIndex, named_parents
@@ -28,8 +29,15 @@ from buildflow.model import (
     TestPolicy,
 )
 from buildflow.spec import PipelineSpec, RebuildSpec, RetrySpec, TargetSpec
-from buildflow.templates import Ambiguous, TemplateError, render
-from buildflow.variables import BUILTIN_NAMES, as_text, date_stamp, git_variables, merge_scopes
+from buildflow.templates import MAX_RENDERED_TOTAL, Ambiguous, TemplateError, render
+from buildflow.variables import (
+    BUILTIN_NAMES,
+    MAX_VISIBLE_VARIABLES,
+    as_text,
+    date_stamp,
+    git_variables,
+    merge_scopes,
+)
 
 _MERGED_MAPPINGS = ("args", "labels", "secrets")
 _FINGERPRINT = "{fingerprint}"
@@ -40,6 +48,24 @@ Scope = dict[str, "str | Ambiguous"]
 BaseResolver = Callable[[Sequence[str]], Mapping[str, str]]  # external image names -> digests (those found)
 _EMPTY: Any = ()  # placeholder until _render fills an image's settings
 _NONE: Mapping[str, Any] = {}
+
+
+class _LimitExceeded(Exception):
+    """A pipeline-wide limit was passed: resolution stops at once (the problem is recorded)."""
+
+
+class _TooManyImages(Exception):
+    """A target expands past its limit (raised before its choices of parents fill the memory)."""
+
+
+@dataclass(slots=True)
+class _Budget:
+    """What the images resolved so far add up to, against the pipeline-wide limits."""
+
+    images: int = 0
+    variables: int = 0
+    edges: int = 0
+    characters: int = 0
 
 
 class _Parent(NamedTuple):
@@ -114,6 +140,7 @@ class Resolver:
         self._fingerprint_tags: dict[str, bool] = {}
         self._shared: dict[str, tuple[str, tuple[Secret, ...], CachePolicy, bool, str, TestPolicy]] = {}
         self._dockerfiles: dict[Path, dockerfiles.Dockerfile | dockerfiles.DockerfileError] = {}
+        self._spent = _Budget()
 
     def problem(self, path: FieldPath, message: str) -> None:
         """Record a problem in the pipeline file, once per field and message."""
@@ -128,17 +155,17 @@ class Resolver:
 
     def resolve(self) -> Pipeline | None:
         """Resolve everything; None when problems were found (they are in self.problems)."""
+        try:
+            return self._resolve()
+        except _LimitExceeded:
+            return None
+
+    def _resolve(self) -> Pipeline | None:
+        """Resolve everything, raising _LimitExceeded as soon as a pipeline-wide limit is passed."""
         base_scope = self._base_scope()
         for name in self._template_order():
             self.images[name] = self._expand(name, base_scope)
         images = [image for name in self.specs for image in self.images.get(name, [])]
-        if len(images) > matrix.MAX_IMAGES_PER_PIPELINE:
-            self.problem(
-                ("targets",),
-                f"expands to {len(images)} images; the limit is "
-                f"{matrix.MAX_IMAGES_PER_PIPELINE}: exclude combinations or split the pipeline",
-            )
-            return None
         for image in images:
             self._render(image)
         self._index_tags(images)
@@ -263,9 +290,7 @@ class Resolver:
         axes = matrix.own_axes(self.specs[name].get("matrix", {})) if when else {}
         for axis in when:
             if axis not in axes:
-                self.problem(
-                    (*path, "when", axis), f"'{axis}' is not a matrix axis of {name}{did_you_mean(axis, axes)}"
-                )
+                self.problem((*path, "when", axis), f"'{axis}' is not a matrix axis of {name}{_axis_hint(axis, axes)}")
 
     def _image_order(self, images: list[_Image]) -> list[list[str]]:
         """Generations of images over every edge, inferred ones included; cycles are problems."""
@@ -294,24 +319,24 @@ class Resolver:
         excluded = spec_matrix.get("exclude", ())
         all_axes = {*axes, *self._inherited_axes(name)} if spec_matrix else set()
         chosen: list[tuple[list[_Image], matrix.Values]] = []
-        for combo in matrix.combinations(axes):
-            chosen.extend(
-                choice
-                for choice in self._parent_choices(name, combo)
-                if not excluded or not any(_excludes(entry, choice[1], all_axes) for entry in excluded)
-            )
-            if len(chosen) > matrix.MAX_IMAGES_PER_TARGET:
-                self.problem(
-                    ("targets", name, "matrix"),
-                    f"expands to more than {matrix.MAX_IMAGES_PER_TARGET} "
-                    "images; exclude combinations or split the target",
+        try:
+            for combo in matrix.combinations(axes):
+                chosen.extend(
+                    choice
+                    for choice in self._parent_choices(name, combo)
+                    if not excluded or not any(_excludes(entry, choice[1], all_axes) for entry in excluded)
                 )
-                return []
+                if len(chosen) > matrix.MAX_IMAGES_PER_TARGET:
+                    raise _TooManyImages
+        except _TooManyImages:
+            self._too_many_images(name)
+            return []
         if len(chosen) > 1 and self.parents[name]:
             position = {image_id: index for index, image_id in enumerate(self.by_id)}
             chosen.sort(key=lambda choice: [position[parent.id] for parent in choice[0]])
         for parents, values in chosen:
             images.append(self._new_image(name, parents, values, base_scope, (included, all_axes)))
+        self._spend(name, images=len(images))
         if spec_matrix:
             self._check_matrix(name, spec_matrix, images, included, all_axes)
         return images
@@ -345,18 +370,59 @@ class Resolver:
                         inherited.setdefault(axis, parent.name)
         return inherited
 
+    def _spend(self, name: str, *, images: int = 0, variables: int = 0, edges: int = 0) -> None:
+        """Count what a target adds to the pipeline; past a pipeline-wide limit, record it and stop resolving."""
+        spent = self._spent
+        spent.images += images
+        spent.variables += variables
+        spent.edges += edges
+        if spent.images > matrix.MAX_IMAGES_PER_PIPELINE:
+            message = (
+                f"expands to more than {matrix.MAX_IMAGES_PER_PIPELINE:,} images, the limit per pipeline: "
+                "exclude combinations or split the pipeline"
+            )
+            self.problem(("targets",), message)
+        elif spent.edges > matrix.MAX_EDGES_PER_PIPELINE:
+            message = (
+                f"the images have more than {matrix.MAX_EDGES_PER_PIPELINE:,} parents in all, the limit per "
+                f"pipeline ({name} has {edges:,} per image): depend on fewer targets or split the pipeline"
+            )
+            self.problem(("targets", name), message)
+        elif spent.variables > MAX_VISIBLE_VARIABLES:
+            message = (
+                f"the images see more than {MAX_VISIBLE_VARIABLES:,} variables in all, the limit per pipeline "
+                f"({name} sees {variables:,}; variables flow down to every descendant): declare fewer variables"
+            )
+            self.problem(("targets", name), message)
+        else:
+            return
+        raise _LimitExceeded
+
+    def _too_many_images(self, name: str) -> None:
+        """Record that a target expands past the per-target limit."""
+        self.problem(
+            ("targets", name, "matrix"),
+            f"expands to more than {matrix.MAX_IMAGES_PER_TARGET} images; exclude combinations or split the target",
+        )
+
     def _parent_choices(self, name: str, combo: matrix.Values) -> list[tuple[list[_Image], matrix.Values]]:
         """Each consistent choice of one image per applicable `from:` parent, with the merged axis values."""
+        # Parents with unrelated axes multiply: past MAX_PARENT_CHOICES partial choices (which later parents could
+        # only narrow in contrived pipelines) the target counts as over its limit, before the memory runs out.
         choices: list[tuple[list[_Image], matrix.Values]] = [([], {})]
         for parent in self.parents[name]:
             if parent.kind != EdgeKind.FROM or (parent.when and not matrix.when_matches(parent.when, combo)):
                 continue
-            choices = [
-                ([*chosen, image], {**values, **image.values} if image.values else values)
-                for chosen, values in choices
-                for image in self.images.get(parent.name, [])
-                if not values or matrix.agrees(image.values, values)
-            ]
+            narrowed: list[tuple[list[_Image], matrix.Values]] = []
+            for chosen, values in choices:
+                narrowed.extend(
+                    ([*chosen, image], {**values, **image.values} if image.values else values)
+                    for image in self.images.get(parent.name, [])
+                    if not values or matrix.agrees(image.values, values)
+                )
+                if len(narrowed) > matrix.MAX_PARENT_CHOICES:
+                    raise _TooManyImages
+            choices = narrowed
         return [(chosen, {**values, **combo} if combo else values) for chosen, values in choices]
 
     def _new_image(
@@ -377,6 +443,7 @@ class Resolver:
             if not values or matrix.agrees(image.values, values)
         ]
         ancestors = [*parents, *depends] if depends else parents
+        self._spend(name, edges=len(ancestors))
         if len(ancestors) == 1:
             scope = dict(ancestors[0].scope)
         else:
@@ -387,6 +454,7 @@ class Resolver:
         if "include" in spec.get("matrix", {}):
             scope.update(self._include_vars(name, values, *includes))
         scope["target"] = name
+        self._spend(name, variables=len(scope))
         edges = [Edge(p.id, _FROM) for p in parents] + [Edge(p.id, _AFTER) for p in depends]
         image = _Image(matrix.image_id(name, values), name, values, scope, edges)
         if image.id in self.by_id:
@@ -424,7 +492,7 @@ class Resolver:
         for index, entry in enumerate(spec_matrix.get("exclude", [])):
             for axis in set(entry) - axes:
                 path = ("targets", name, "matrix", "exclude", index, axis)
-                self.problem(path, f"'{axis}' is not a matrix axis of {name}{did_you_mean(axis, axes)}")
+                self.problem(path, f"'{axis}' is not a matrix axis of {name}{_axis_hint(axis, axes)}")
         for index, _entry in enumerate(spec_matrix.get("include", [])):
             if images and index not in included:
                 self.problem(("targets", name, "matrix", "include", index), "matches no combination; check its values")
@@ -436,7 +504,7 @@ class Resolver:
     def _render_text(self, template: str, scope: Mapping[str, str | Ambiguous], path: FieldPath, image: str) -> str:
         """Render one template, recording a problem (and returning '') when it cannot be filled."""
         try:
-            return render(template, scope)
+            rendered = render(template, scope)
         except TemplateError as error:
             if error.name.startswith("git_") and error.name not in scope:
                 hint = f": {self.root} is not in a git checkout; pass --var {error.name}=VALUE"
@@ -447,9 +515,23 @@ class Resolver:
             once = (path, f"template variable {error.name}")  # one report per setting, not per matrix image
             if once not in self._reported:
                 self._reported.add(once)
-                where = f" in '{template}'" + (f" (target {image})" if image else "")
+                where = f" in {quoted(template)}" + (f" (target {image})" if image else "")
                 self.problem(path, f"{error}{where}{hint}")
             return ""
+        if rendered is not template:
+            self._spend_characters(path, len(rendered))
+        return rendered
+
+    def _spend_characters(self, path: FieldPath, count: int) -> None:
+        """Count rendered characters; past MAX_RENDERED_TOTAL, record it and stop resolving."""
+        self._spent.characters += count
+        if self._spent.characters > MAX_RENDERED_TOTAL:
+            message = (
+                f"templates render more than {MAX_RENDERED_TOTAL:,} characters in all, the limit per pipeline; "
+                "use shorter variables"
+            )
+            self.problem(path, message)
+            raise _LimitExceeded
 
     def _fill(self, template: str, image: _Image, key: str, item: str | int | None = None) -> str:
         """Render one templated setting of an image; text without braces is returned as it is."""
@@ -627,8 +709,15 @@ class Resolver:
         if source.digests is None:
             try:
                 context = context_digest(source.context, source.dockerfile)
+            except IgnoreFileError as error:
+                self.problem(self.field(name, "context"), str(error))
+                context = ""
             except ContextError as error:
                 self.problem(self.field(name, "context"), f"{error}; fix its permissions or .dockerignore it")
+                context = ""
+            except RecursionError:
+                message = "directories nested too deeply to read; .dockerignore the deepest ones"
+                self.problem(self.field(name, "context"), message)
                 context = ""
             source.digests = (file_digest(source.dockerfile), context)
         return source.digests
@@ -722,6 +811,13 @@ def _retry_policy(spec: RetrySpec) -> RetryPolicy:
 def _rebuild_policy(spec: RebuildSpec) -> RebuildPolicy:
     """The rebuild settings (max_age is checked by the schema)."""
     return RebuildPolicy(follow_bases=spec.get("follow_bases", True), max_age=spec.get("max_age", ""))
+
+
+def _axis_hint(axis: str, axes: Collection[str]) -> str:
+    """' — did you mean 'x'?', else the axes there are."""
+    if not axes:
+        return "; it has no matrix axes"
+    return did_you_mean(axis, axes) or f"; its axes are {', '.join(sorted(axes))}"
 
 
 def _excludes(entry: Mapping[str, Any], values: matrix.Values, axes: set[str]) -> bool:

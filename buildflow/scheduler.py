@@ -41,6 +41,7 @@ class Status(StrEnum):
     FAILED = "FAILED"
     BLOCKED = "BLOCKED"  # a parent failed
     CANCELLED = "CANCELLED"  # not started: an earlier failure stopped the run (no --keep-going)
+    INTERRUPTED = "INTERRUPTED"  # not finished: the run was interrupted (SIGINT, SIGTERM)
 
 
 @dataclass
@@ -121,7 +122,10 @@ class Scheduler:
         self.pipeline = plan.pipeline
         policy = options.retry or plan.pipeline.retry
         self.engine = RetryingEngine(engine, policy, self._retrying)
-        self.lookups = RetryingEngine(engine, dataclasses.replace(policy, attempts=min(policy.attempts, 3)))
+        self.lookups = RetryingEngine(
+            engine, dataclasses.replace(policy, attempts=min(policy.attempts, 3)), self._retrying
+        )
+        self.publisher = RetryingEngine(engine, policy)  # records and release tags: never cancelled half way
         self.options = options
         self.events = events or (lambda name, outcome, **fields: None)
         self.outcomes = {step.target.id: Outcome(step.target) for step in plan.steps}
@@ -130,6 +134,7 @@ class Scheduler:
         self._push_locks: dict[str, threading.Lock] = {}
         self._assessments: dict[str, Future[Assessment]] = {}
         self.stopping = False
+        self.interrupted = ""  # the signal that interrupted the run, if one did
 
     def run(self) -> RunResult:
         """Build everything that can be built, then apply the release tags if nothing failed."""
@@ -140,14 +145,24 @@ class Scheduler:
             self._look_up_all(lookups)
             self._build_all()
         for outcome in self.outcomes.values():
-            if outcome.status == Status.QUEUED:
+            if outcome.status == Status.QUEUED and self.interrupted:
+                outcome.status, outcome.error = Status.INTERRUPTED, f"not started: interrupted ({self.interrupted})"
+                self.events("interrupted", outcome)
+            elif outcome.status == Status.QUEUED:
                 outcome.status, outcome.error = Status.CANCELLED, "not started: an earlier target failed"
                 self.events("cancelled", outcome)
         result = RunResult(self.outcomes, 0.0)
-        if all(o.succeeded for o in self.outcomes.values()):
+        if all(o.succeeded for o in self.outcomes.values()) and not self.interrupted:
             self._release(result)
         result.seconds = time.monotonic() - started
         return result
+
+    def interrupt(self, reason: str) -> None:
+        """Stop the run (from a signal handler): start nothing more, cancel what runs; a release under way
+        is finished, so that it is never left half done."""
+        self.interrupted, self.stopping = reason, True
+        self.engine.cancel()
+        self.lookups.cancel()
 
     # ---- building -------------------------------------------------------------------------------------------
 
@@ -185,6 +200,8 @@ class Scheduler:
         now = time.time()
         for target_id, outcome in self.outcomes.items():
             if outcome.target.push and target_id not in self.options.force:
+                for reference in (record_reference, last_record_reference, content_reference):
+                    self.by_reference[reference(outcome.target, self.pipeline.registry)] = outcome
                 self._assessments[target_id] = pool.submit(
                     assess, outcome.target, self.pipeline, self.lookups, max_age=self.options.max_age, now=now
                 )
@@ -210,6 +227,9 @@ class Scheduler:
                 waiting[child_id].discard(target_id)
                 if not waiting[child_id] and self.outcomes[child_id].status == Status.QUEUED:
                     heapq.heappush(ready, (self.order[child_id], child_id))
+            return
+        if outcome.status == Status.INTERRUPTED:
+            self.events("interrupted", outcome)
             return
         self.events("failed", outcome)
         self.stopping = self.stopping or not self.options.keep_going
@@ -257,7 +277,10 @@ class Scheduler:
                 self._push(outcome)
                 self._store_record(outcome, parents, epoch)
         except EngineError as error:
-            outcome.status, outcome.error = Status.FAILED, str(error)
+            if self.interrupted:
+                outcome.status, outcome.error = Status.INTERRUPTED, f"interrupted ({self.interrupted}): {error}"
+            else:
+                outcome.status, outcome.error = Status.FAILED, str(error)
         else:
             outcome.status = Status.BUILT
         finally:
@@ -275,6 +298,8 @@ class Scheduler:
             outcome.why = "forced (--force)"
             return self._earlier_record(target)
         assessment = self._assessments[target.id].result()
+        if assessment.error is not None and not assessment.error.transient:
+            raise assessment.error  # not logged in, forbidden: building could not be pushed either
         outcome.why = assessment.why
         if assessment.digest is None:
             return assessment.record
@@ -319,13 +344,14 @@ class Scheduler:
         return [parent for parent, reference in parents.items() if recorded.get(parent) != _digest_of(reference)]
 
     def _store_record(self, outcome: Outcome, parents: Mapping[str, str], epoch: str) -> None:
-        """Keep the build's inputs beside the image; a failure only costs the next run a rebuild."""
+        """Keep the build's inputs beside the image, even when the run is being interrupted (a pushed image
+        is then reused by the next run); a failure only costs the next run a rebuild."""
         digests = {parent: _digest_of(reference) for parent, reference in parents.items()}
         record = build_record(outcome.target, self.pipeline, digest=outcome.digest, parent_digests=digests, epoch=epoch)
         data = encode(record)
         try:
-            self.engine.put_record(record_reference(outcome.target, self.pipeline.registry), data)
-            self.engine.put_record(last_record_reference(outcome.target, self.pipeline.registry), data)
+            self.publisher.put_record(record_reference(outcome.target, self.pipeline.registry), data)
+            self.publisher.put_record(last_record_reference(outcome.target, self.pipeline.registry), data)
         except EngineError as error:
             outcome.why += f"; its build record was not stored ({error}), so the next run builds it again"
 
@@ -404,10 +430,10 @@ class Scheduler:
         tags = [tag for tag in outcome.target.tags if tag != outcome.reference]
         try:
             if outcome.pushed:
-                moving = [tag for tag in tags if self.engine.manifest_digest(tag) != outcome.digest]
-                self.engine.tag(outcome.built_as, moving)
+                moving = [tag for tag in tags if self.publisher.manifest_digest(tag) != outcome.digest]
+                self.publisher.tag(outcome.built_as, moving)
             else:
-                self.engine.tag_local(outcome.reference, tags)
+                self.publisher.tag_local(outcome.reference, tags)
         except EngineError as error:
             return f"{outcome.target.id}: {error}"
         outcome.released = tuple(tags)

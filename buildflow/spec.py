@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Required, TypedDict
 
 from buildflow.errors import FieldPath, Problem, did_you_mean
+from buildflow.matrix import RESERVED_KEYS
 
 SCHEMA_PATH = Path(__file__).with_name("pipeline.schema.json")
 
@@ -121,16 +122,39 @@ def schema_problems(data: Any) -> list[Problem]:
     validator = _validator()
     if validator.is_valid(data):
         return []
+    errors = list(validator.iter_errors(data))
+    with_unknown_keys = {tuple(error.instance_path) for error in errors if _kind(error) == "AdditionalProperties"}
     problems: list[Problem] = []
-    for error in validator.iter_errors(data):
-        problems.extend(_explain(error))
+    misplaced: set[FieldPath] = set()
+    for error in errors:
+        path: FieldPath = tuple(error.instance_path)
+        if _kind(error) == "MaxProperties" and path in with_unknown_keys:
+            continue  # {env: X, value: y}: the unknown key says it all
+        axis = _misspelt_matrix_key(path)
+        if axis is None:
+            problems.extend(_explain(error))
+        elif axis not in misplaced:
+            misplaced.add(axis)
+            problems.append(_unknown_key(axis[:-1], str(axis[-1]), list(RESERVED_KEYS)))
     return problems
+
+
+def _kind(error: Any) -> str:
+    """The name of a validation error's kind: Type, Enum, AdditionalProperties..."""
+    return type(error.kind).__name__
+
+
+def _misspelt_matrix_key(path: FieldPath) -> FieldPath | None:
+    """targets.T.matrix.KEY when KEY, read as an axis, looks like a misspelt exclude or include."""
+    if len(path) < 4 or path[0] != "targets" or path[2] != "matrix" or path[3] in RESERVED_KEYS:
+        return None
+    return path[:4] if did_you_mean(str(path[3]), RESERVED_KEYS) else None
 
 
 def _explain(error: Any) -> list[Problem]:
     """Turn one validation error into problems with plain messages."""
     path: FieldPath = tuple(error.instance_path)
-    kind = type(error.kind).__name__
+    kind = _kind(error)
     node = _schema_node(list(error.schema_path)[:-1])
     if kind == "AdditionalProperties":
         known = sorted(node.get("properties", {}))
@@ -146,6 +170,8 @@ def _explain(error: Any) -> list[Problem]:
 
 def _unknown_key(path: FieldPath, key: str, known: list[str]) -> Problem:
     """An unknown key, with the closest known one."""
+    if path == ("defaults",) and key in schema()["$defs"]["target"]["properties"]:
+        return Problem(f"'{key}' cannot be a default; set it on each target", (*path, key))
     hint = did_you_mean(key, known) or f" — known keys: {', '.join(known)}"
     return Problem(f"unknown key{hint}", (*path, key))
 
@@ -204,7 +230,11 @@ def _enum_message(error: Any, node: dict[str, Any]) -> str:
 
 
 def _constant_message(error: Any, node: dict[str, Any]) -> str:
-    return f"unsupported version {error.instance!r}: this buildflow reads version {error.kind.expected_value}"
+    """A version other than 1, or 1 written as text."""
+    expected = error.kind.expected_value
+    if isinstance(error.instance, str) and error.instance.strip() == str(expected):
+        return f"expected the number {expected}, got the string '{error.instance}'; write version: {expected}"
+    return f"unsupported version {error.instance!r}: this buildflow reads version {expected}"
 
 
 def _required_message(error: Any, node: dict[str, Any]) -> str:
@@ -213,13 +243,15 @@ def _required_message(error: Any, node: dict[str, Any]) -> str:
 
 
 def _pattern_message(error: Any, node: dict[str, Any]) -> str:
-    rule = node.get("description") or node.get("x-expected")
+    """Text that does not match its pattern, with the rule in words."""
+    rule = node.get("x-expected") or node.get("description")
     return f"'{error.instance}' is not allowed here" + (f"; expected {rule}" if rule else "")
 
 
 def _size_message(error: Any, node: dict[str, Any]) -> str | None:
-    if isinstance(error.instance, dict) and not error.instance:
-        return "must not be empty"
+    """An empty mapping or list, or one with too many or too few keys."""
+    if isinstance(error.instance, dict | list) and not error.instance:
+        return "must not be empty" + (f"; expected {node['x-expected']}" if "x-expected" in node else "")
     return f"expected {node['x-expected']}" if "x-expected" in node else None
 
 
@@ -231,6 +263,7 @@ _MESSAGES: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
     "Pattern": _pattern_message,
     "MinProperties": _size_message,
     "MaxProperties": _size_message,
+    "MinItems": _size_message,
 }
 
 

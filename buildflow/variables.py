@@ -13,6 +13,8 @@ from buildflow.templates import Ambiguous
 BUILTIN_NAMES = frozenset(
     {"target", "registry", "date", "git_commit", "git_commit_short", "git_branch", "git_branch_slug", "fingerprint"}
 )
+MAX_VISIBLE_VARIABLES = 1_000_000  # variables seen by all images together (each sees its ancestors')
+MAX_LISTED_SOURCES = 5  # parents named when a variable is ambiguous
 _BRANCH_ENV = ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "BRANCH_NAME", "GIT_BRANCH")
 
 
@@ -85,20 +87,26 @@ def slug(text: str) -> str:
 
 
 def merge_scopes(scopes: Iterable[tuple[str, Mapping[str, str | Ambiguous]]]) -> dict[str, str | Ambiguous]:
-    """Merge the scopes of several parents; a name they disagree on becomes Ambiguous."""
+    """Merge the scopes of several parents; a name they disagree on becomes Ambiguous (linear in the parents)."""
     scopes = list(scopes)
     if len(scopes) == 1:
         return dict(scopes[0][1])
     merged: dict[str, str | Ambiguous] = {}
     sources: dict[str, list[tuple[str, str]]] = {}
+    extra: dict[str, int] = {}
     for parent, scope in scopes:
         for name, value in scope.items():
-            current = merged.get(name)
-            if current is None:
+            if name not in merged:
                 merged[name] = value
                 if isinstance(value, str):
                     sources[name] = [(parent, value)]
-            elif current != value and isinstance(value, str):
-                sources.setdefault(name, []).append((parent, value))
-                merged[name] = Ambiguous(tuple(sources[name]))
+            elif isinstance(value, str) and (name in extra or merged[name] != value):
+                listed = sources.setdefault(name, [])
+                if len(listed) < MAX_LISTED_SOURCES:
+                    listed.append((parent, value))
+                    extra.setdefault(name, 0)
+                else:
+                    extra[name] += 1
+    for name, more in extra.items():
+        merged[name] = Ambiguous(tuple(sources[name]), more)
     return merged

@@ -52,5 +52,11 @@ def one_problem(root: Path, text: str, files: Mapping[str, str] | None = None, *
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Integration tests (real engine and registry) run after every unit test."""
-    items.sort(key=lambda item: item.get_closest_marker("integration") is not None)
+    """Integration tests (real engine and registry) run after every unit test, and those that kill the
+    engine on purpose after every other."""
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("integration") is not None,
+            item.get_closest_marker("disruptive") is not None,
+        )
+    )

@@ -4,35 +4,73 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import math
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from random import Random
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
+KINDS = ("reset", "500", "502", "503", "504", "429", "slow")
+
+
 @dataclass
 class Faults:
-    """Which requests fail and how: the first `first` requests answer `status` (or are reset)."""
+    """Which requests fail and how.
+
+    The first `first` requests answer `status` (or are reset); after them, a share `rate` of requests (drawn
+    at random from a seed, so that a run can be repeated, and topped up so that never fewer fail) fails in one
+    of `kinds`: a connection reset, a 5xx, a 429 with
+    Retry-After, a slow answer (`slow_seconds`, then the real one) or a stalled one (`stall_seconds`, then
+    the connection is closed with no answer).
+    """
 
     first: int = 0
     status: int = 503
     reset: bool = False
     retry_after: str = ""
+    rate: float = 0.0
+    kinds: tuple[str, ...] = KINDS
+    seed: int = 0
+    slow_seconds: float = 2.0
+    stall_seconds: float = 40.0
     seen: int = 0
     failed: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
     trace: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    random: Random = field(init=False)
 
-    def next_fails(self) -> bool:
-        """Count a request; True when it is one of those to fail."""
+    def __post_init__(self) -> None:
+        self.random = Random(self.seed)
+
+    def next_fault(self) -> str:
+        """Count a request; the kind of fault it meets ('' for none)."""
         with self.lock:
             self.seen += 1
-            fails = self.seen <= self.first
-            self.failed += fails
-            return fails
+            if self.seen <= self.first:
+                kind = "reset" if self.reset else str(self.status)
+            elif self.random.random() < self.rate or self.failed - self.first < math.ceil(self.rate * self.counted):
+                kind = self.random.choice(self.kinds)  # at random, topped up so that never fewer than `rate` fail
+            else:
+                return ""
+            self.failed += 1
+            self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+            return kind
+
+    @property
+    def counted(self) -> int:
+        """Requests seen after the first `first`."""
+        return max(0, self.seen - self.first)
+
+    def next_fails(self) -> bool:
+        """Count a request; True when it meets a fault."""
+        return bool(self.next_fault())
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -56,8 +94,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _handle(self) -> None:
         faults = self.server.faults
         body = self._body()
-        if faults.next_fails():
-            self._fail(faults)
+        kind = faults.next_fault()
+        if kind == "slow":
+            time.sleep(faults.slow_seconds)
+        elif kind == "stall":
+            time.sleep(faults.stall_seconds)
+            self.close_connection = True
+            return
+        elif kind:
+            self._fail(faults, kind)
             return
         upstream = http.client.HTTPConnection(*self.server.upstream, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
@@ -90,16 +135,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", 0) or 0)
         return self.rfile.read(length) if length else None
 
-    def _fail(self, faults: Faults) -> None:
-        if faults.reset:
+    def _fail(self, faults: Faults, kind: str) -> None:
+        """Answer with the fault: a reset connection, or an error status (429 with Retry-After)."""
+        if kind == "reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             self.connection.close()
             self.close_connection = True
             return
         body = b'{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}'
-        self.send_response(faults.status)
-        if faults.retry_after:
-            self.send_header("Retry-After", faults.retry_after)
+        self.send_response(int(kind))
+        if faults.retry_after or kind == "429":
+            self.send_header("Retry-After", faults.retry_after or "1")
+        if kind == "401":
+            self.send_header("WWW-Authenticate", 'Basic realm="buildflow tests"')
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -23,9 +23,10 @@ RECORD_MEDIA_TYPE = "application/vnd.buildflow.record.v1+json"
 class EngineError(Exception):
     """A failed engine or registry call: its one-line reason, and whether trying again can help."""
 
-    def __init__(self, message: str, *, transient: bool) -> None:
+    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.transient = transient
+        self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After), if it did
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ class Engine(Protocol):
 
     def tag_local(self, source: str, references: Sequence[str]) -> None:
         """Tag an image in the local image store."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop every engine call in flight (they fail soon after); called from a signal handler."""
         ...
 
     def local_digest(self, reference: str) -> str | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import re
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,7 +26,7 @@ _TRANSIENT = re.compile(
     r"connection refused|connection reset|broken pipe|i/o timeout|TLS handshake timeout|context deadline exceeded"
     r"|unexpected EOF|\b(500|502|503|504)\b|Service Unavailable|Bad Gateway|Gateway Timeout|Internal Server Error"
     r"|\b429\b|Too Many Requests|Cannot connect to the Docker daemon|server misbehaving|timed out|timeout"
-    r"|failed commit on ref",
+    r"|failed commit on ref|code = Unavailable|error reading from server|transport is closing",
     re.IGNORECASE,
 )
 _PERMANENT = re.compile(
@@ -32,6 +35,7 @@ _PERMANENT = re.compile(
     re.IGNORECASE,
 )
 TIMED_OUT = 124  # exit code of timeout(1)
+_UNAUTHORIZED = re.compile(r"\b401\b|unauthorized|no basic auth credentials|authentication required", re.IGNORECASE)
 
 
 def classify(lines: Sequence[str], return_code: int) -> EngineError:
@@ -116,7 +120,11 @@ class BuildxEngine:
         try:
             self.docker.image.push(reference, quiet=True)
         except DockerException as error:
-            raise classify((error.stderr or "").splitlines(), error.return_code) from None
+            failure = classify((error.stderr or "").splitlines(), error.return_code)
+            if _UNAUTHORIZED.search(str(failure)):
+                host = Reference(reference).host
+                raise EngineError(f"not logged in to {host}: run docker login {host}", transient=False) from None
+            raise failure from None
         digest = self.registry.digest(reference)
         if digest is None:
             raise EngineError(f"{reference} was pushed but the registry does not have it", transient=True)
@@ -170,6 +178,12 @@ class BuildxEngine:
         for reference in references:
             self.registry.copy_tag(source, reference)
 
+    def cancel(self) -> None:
+        """Terminate the docker commands this process runs; buildx cancels a build whose client goes away."""
+        for pid in _children():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+
     def tag_local(self, source: str, references: Sequence[str]) -> None:
         """Tag an image in the local image store."""
         from python_on_whales import DockerException
@@ -179,6 +193,15 @@ class BuildxEngine:
                 self.docker.image.tag(source, reference)
         except DockerException as error:
             raise classify((error.stderr or "").splitlines(), error.return_code) from None
+
+
+def _children() -> list[int]:
+    """The pids of this process's children, as Linux lists them for each thread."""
+    pids: list[int] = []
+    for listing in Path("/proc/self/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            pids += [int(pid) for pid in listing.read_text().split()]
+    return pids
 
 
 def _build_arguments(request: BuildRequest, metadata: Path) -> dict[str, Any]:

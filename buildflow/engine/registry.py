@@ -8,11 +8,13 @@ registries are spoken to over plain HTTP, as Docker does; everything else over H
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import json
 import os
 import re
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -164,7 +166,8 @@ class RegistryClient:
             raise EngineError(f"not logged in to {ref.host}: run docker login {ref.host}", transient=False)
         if status >= 400 and status != 404:
             transient = status >= 500 or status == 429
-            raise EngineError(f"{method} {ref}: {status} from {ref.host}", transient=transient)
+            wait = _retry_after(answer_headers.get("Retry-After", "")) if transient else None
+            raise EngineError(f"{method} {ref}: {status} from {ref.host}", transient=transient, retry_after=wait)
         return status, answer_headers, answer
 
     def _send(
@@ -219,6 +222,18 @@ class RegistryClient:
             user, _, secret = base64.b64decode(auth).decode().partition(":")
             return user, secret
         return None
+
+
+def _retry_after(value: str) -> float | None:
+    """Seconds from a Retry-After header: a number of seconds or an HTTP date; None when absent or unreadable."""
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _basic(credentials: tuple[str, str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -9,6 +10,7 @@ from buildflow.engine.base import BuildRequest, BuildResult, Engine, EngineError
 from buildflow.model import RetryPolicy
 
 Result = TypeVar("Result")
+RETRY_AFTER_CAP = 300.0  # seconds: a Retry-After longer than this is not waited out
 OnRetry = Callable[[str, int, EngineError, float], None]  # subject, failed attempt, error, seconds to wait
 
 
@@ -28,6 +30,12 @@ class RetryingEngine:
         self.engine = engine
         self.policy = policy
         self.on_retry = on_retry or (lambda subject, attempt, error, wait: None)
+        self.cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop: calls in flight are cancelled, waits between tries end, and nothing is tried again."""
+        self.cancelled.set()
+        self.engine.cancel()
 
     def build(self, request: BuildRequest) -> BuildResult:
         """Build, retrying transient failures."""
@@ -63,19 +71,34 @@ class RetryingEngine:
 
     def _call(self, subject: str, function: Callable[..., Result], *args: Any) -> Result:
         tenacity = self.tenacity
+        backoff = tenacity.wait_exponential_jitter(
+            multiplier=self.policy.initial_delay, jitter=self.policy.initial_delay, max=self.policy.max_delay
+        )
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.policy.attempts),
-            wait=tenacity.wait_exponential_jitter(
-                multiplier=self.policy.initial_delay, jitter=self.policy.initial_delay, max=self.policy.max_delay
-            ),
+            stop=tenacity.stop_after_attempt(self.policy.attempts) | tenacity.stop_when_event_set(self.cancelled),
+            wait=lambda state: max(backoff(state), _asked_to_wait(state)),
+            sleep=self.cancelled.wait,  # returns at once when cancelled
             retry=tenacity.retry_if_exception(is_transient),
             before_sleep=lambda state: self._report(subject, state),
             reraise=True,
         )
-        result: Result = retrying(function, *args)
+        result: Result = retrying(self._unless_cancelled, function, *args)
         return result
+
+    def _unless_cancelled(self, function: Callable[..., Result], *args: Any) -> Result:
+        """One try, unless the run was interrupted meanwhile."""
+        if self.cancelled.is_set():
+            raise EngineError("cancelled: the run was interrupted", transient=False)
+        return function(*args)
 
     def _report(self, subject: str, state: Any) -> None:
         """Tell the caller a call failed and will be tried again."""
         error = state.outcome.exception()
         self.on_retry(subject, state.attempt_number, error, state.next_action.sleep if state.next_action else 0.0)
+
+
+def _asked_to_wait(state: Any) -> float:
+    """The wait a registry asked for (Retry-After) with the error that failed this try, at most RETRY_AFTER_CAP."""
+    error = state.outcome.exception() if state.outcome else None
+    asked = getattr(error, "retry_after", None) or 0.0
+    return float(min(asked, RETRY_AFTER_CAP))

@@ -88,15 +88,19 @@ def buildflow(*arguments: str, cwd: Path, env: Mapping[str, str] | None = None) 
 
 
 def make_project(
-    root: Path, targets: str, dockerfiles: Mapping[str, str], registry: str = REGISTRY, attempts: int = 3
+    root: Path,
+    targets: str,
+    dockerfiles: Mapping[str, str],
+    registry: str = REGISTRY,
+    *,
+    attempts: int = 3,
+    max_delay: float = 30,
 ) -> Project:
     """Write a pipeline whose contexts are directories named after the targets."""
     namespace = f"it-{uuid.uuid4().hex[:10]}"
     root.mkdir(parents=True, exist_ok=True)
-    header = (
-        f"version: 1\nregistry: {registry}/{namespace}\nretry: {{attempts: {attempts}, initial_delay: 0.2}}\n"
-        "defaults: {network: none}\ntargets:\n"
-    )
+    retry = f"{{attempts: {attempts}, initial_delay: 0.2, max_delay: {max_delay}}}"
+    header = f"version: 1\nregistry: {registry}/{namespace}\nretry: {retry}\ndefaults: {{network: none}}\ntargets:\n"
     (root / "buildflow.yaml").write_text(header + textwrap.indent(textwrap.dedent(targets), "  "))
     for context, text in dockerfiles.items():
         (root / context).mkdir(parents=True, exist_ok=True)
@@ -127,3 +131,24 @@ def run_image(reference: str, *command: str) -> str:
 def registry_digest(reference: str) -> str | None:
     """What the registry holds for a reference."""
     return RegistryClient().digest(reference)
+
+
+def unsafe_outcomes(project: Project, proxy: str, release_tags: Mapping[str, list[str]]) -> tuple[list[str], list[str]]:
+    """What a run lost (BUILT targets the registry does not hold under their digest) and what it half-published
+    (release tags that moved although the run did not release, or point elsewhere), read from the registry
+    itself rather than through the fault proxy at `proxy`."""
+    report = project.report()
+    lost = [
+        target["id"]
+        for target in report["targets"]
+        if target["status"] == "BUILT"
+        and registry_digest(target["reference"].replace(proxy, REGISTRY, 1)) != target["digest"]
+    ]
+    digests = {target["id"]: target["digest"] for target in report["targets"]}
+    half = [
+        f"{name} {tag}"
+        for name, tags in release_tags.items()
+        for tag in tags
+        if registry_digest(f"{REGISTRY}/{project.namespace}/{tag}") != (digests[name] if report["released"] else None)
+    ]
+    return lost, half

@@ -36,6 +36,7 @@ def dags(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
 
 
 def write(directory: Path, document: object, text: str | None = None) -> Path:
+    """A Dockerfile and a pipeline file (the document as JSON, or the text)."""
     (directory / "Dockerfile").write_text("FROM scratch\n")
     path = directory / "buildflow.yaml"
     path.write_text(text if text is not None else json.dumps(document))
@@ -45,6 +46,7 @@ def write(directory: Path, document: object, text: str | None = None) -> Path:
 @SETTINGS
 @given(dags())
 def test_random_dags_plan_in_an_order_that_respects_every_edge(targets: dict[str, dict[str, Any]]) -> None:
+    """Every parent comes before its children, one generation further."""
     with tempfile.TemporaryDirectory() as directory:
         pipeline = load_pipeline(write(Path(directory), {"version": 1, "targets": targets}))
     steps = make_plan(pipeline).steps
@@ -101,6 +103,7 @@ mutations = st.one_of(
 
 
 def mutate(text: str, mutation: tuple[str, int, Any]) -> str:
+    """Apply one deletion, insertion or swap of lines."""
     kind, where, what = mutation
     if kind == "delete":
         return text[:where] + text[where + what :]
@@ -115,6 +118,7 @@ def mutate(text: str, mutation: tuple[str, int, Any]) -> str:
 @SETTINGS
 @given(st.lists(mutations, min_size=1, max_size=4))
 def test_random_corruptions_fail_cleanly(changes: list[tuple[str, int, Any]]) -> None:
+    """A valid pipeline with a few random edits."""
     text = VALID
     for change in changes:
         text = mutate(text, change)
@@ -153,8 +157,141 @@ fields = st.sampled_from(
 @SETTINGS
 @given(st.dictionaries(fields, json_values, min_size=1, max_size=3), st.sampled_from(["base", "tf", "app"]))
 def test_random_field_values_fail_cleanly(values: dict[str, Any], target: str) -> None:
+    """A valid pipeline with random values for some settings of one target."""
     import yaml
 
     document = yaml.safe_load(VALID)
     document["targets"][target].update(values)
     fails_cleanly_or_loads(json.dumps(document))
+
+
+# ---- arbitrary documents and bytes: a pipeline, or problems that each name the file --------------------------------
+
+HOSTILE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+WORDS = [
+    "version",
+    "targets",
+    "registry",
+    "vars",
+    "defaults",
+    "retry",
+    "rebuild",
+    "max_age",
+    "context",
+    "dockerfile",
+    "from",
+    "depends_on",
+    "target",
+    "when",
+    "matrix",
+    "include",
+    "exclude",
+    "tags",
+    "args",
+    "labels",
+    "secrets",
+    "env",
+    "cache",
+    "type",
+    "test",
+    "commands",
+    "base",
+    "app",
+    "x-a",
+]
+keys = st.sampled_from(WORDS) | st.text(max_size=8)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["1", "base", "app", "base:1", "{v}", "{target}", "..", "/", ".", "7d", "localhost:5000/t"])
+)
+documents = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4), max_leaves=24
+)
+names = st.sampled_from(["base", "app", "cuda"])
+values = (
+    st.sampled_from(["1", "2", "a b", "x", "{v}", "{target}", "{fingerprint}", "{nope}", "}{", "{{", "${v}"]) | scalars
+)
+plausible_target = st.fixed_dictionaries(
+    {},
+    optional={
+        "from": names | st.lists(names | st.fixed_dictionaries({"target": names, "when": documents}), max_size=3),
+        "depends_on": names | st.lists(names, max_size=3),
+        "matrix": st.dictionaries(st.sampled_from(["v", "w", "include", "exclude", "target"]), documents, max_size=3),
+        "tags": st.lists(st.sampled_from(["{target}:{v}", "t:1", "T:1", "t:{fingerprint}", "{nope}", ":"]), max_size=3),
+        "vars": st.dictionaries(st.sampled_from(["v", "w", "registry"]), values, max_size=2),
+        "args": st.dictionaries(st.sampled_from(["A", "BASE_IMAGE"]), values, max_size=2),
+        "context": st.sampled_from([".", "..", "/", "ctx", "Dockerfile", "\0"]),
+        "dockerfile": st.sampled_from(["Dockerfile", "../Dockerfile", ".", "nope", "x" * 300]),
+    },
+)
+targets = st.dictionaries(names | st.text(max_size=6), documents | plausible_target, max_size=4)
+pipelines = st.fixed_dictionaries(
+    {"version": st.just(1) | scalars, "targets": targets},
+    optional={"vars": documents, "defaults": documents, "registry": scalars, "retry": documents, "rebuild": documents},
+)
+
+
+def serialised(document: object, style: str) -> tuple[bytes, str]:
+    """A document as pipeline file content and the file name it gets: JSON, block YAML or flow YAML."""
+    import yaml
+
+    if style == "json":
+        return json.dumps(document).encode(), "buildflow.json"
+    text = yaml.safe_dump(document, default_flow_style=style == "flow", allow_unicode=True)
+    return text.encode(), "buildflow.yaml"
+
+
+def loads_or_names_the_file(content: bytes, name: str) -> None:
+    """Loading gives a pipeline or BuildflowErrors whose every line starts with the file name; nothing else."""
+    with tempfile.TemporaryDirectory() as directory:
+        (Path(directory) / "Dockerfile").write_text("FROM scratch\n")
+        path = Path(directory) / name
+        path.write_bytes(content)
+        try:
+            load_pipeline(path, display=name)
+        except BuildflowError as error:
+            lines = error.lines()
+            assert error.exit_code == EXIT_INVALID and lines
+            assert all(line.startswith(f"{name}:") and "\n" not in line for line in lines), lines
+
+
+@HOSTILE
+@given(documents, st.sampled_from(["json", "block", "flow"]))
+def test_arbitrary_documents_load_or_name_the_file(document: object, style: str) -> None:
+    """Any JSON-like document, as JSON or YAML."""
+    loads_or_names_the_file(*serialised(document, style))
+
+
+@HOSTILE
+@given(pipelines, st.sampled_from(["json", "block", "flow"]))
+def test_pipeline_shaped_documents_load_or_name_the_file(document: dict[str, Any], style: str) -> None:
+    """Documents with version and targets whose settings are plausible, or anything."""
+    loads_or_names_the_file(*serialised(document, style))
+
+
+prefixes = st.sampled_from([b"", b"version: 1\n", b'{"version": 1, ', b"\xef\xbb\xbf", b"\xff\xfe", b"- ", b"&a "])
+
+
+@HOSTILE
+@given(prefixes, st.binary(max_size=2048), st.sampled_from(["buildflow.yaml", "buildflow.json"]))
+def test_arbitrary_bytes_load_or_name_the_file(prefix: bytes, junk: bytes, name: str) -> None:
+    """Random bytes, some after a beginning that looks like a pipeline or a byte order mark."""
+    loads_or_names_the_file(prefix + junk, name)
+
+
+tokens = st.sampled_from(
+    ["version: 1\n", "targets:\n", "  base:\n", "    from: base\n", "{", "}", "[", "]", ": ", ", ", "- ", "\n", "  ",
+     "&a ", "*a", "<<: ", "!!str ", "!!python/none ", "'", '"', "\\u0000", "#", "---\n", "...\n", "%YAML 1.2\n", "?",
+     "|\n", ">-\n", "\t", "~", "0x", "9" * 30, "{v}", "base:1"]
+)  # fmt: skip
+
+
+@HOSTILE
+@given(st.lists(tokens, max_size=40), st.sampled_from(["buildflow.yaml", "buildflow.json"]))
+def test_yaml_token_soup_loads_or_names_the_file(parts: list[str], name: str) -> None:
+    """YAML and JSON punctuation, keys and tags strung together at random."""
+    loads_or_names_the_file("".join(parts).encode(), name)

@@ -91,6 +91,9 @@ class FakeEngine:
     def local_digest(self, reference: str) -> str | None:
         return self.built.get(reference)
 
+    def cancel(self) -> None:
+        self.cancelled = True
+
     def get_record(self, reference: str) -> bytes | None:
         return self.records.get(reference)
 
