@@ -152,3 +152,13 @@ def test_an_engine_that_dies_mid_run_is_waited_for_and_nothing_is_half_published
     if report["status"] != "succeeded":
         failed = [t for t in report["targets"] if t["status"] == "FAILED"]
         assert failed and all(t["error"] for t in failed)
+
+
+def test_a_stalled_registry_answer_becomes_a_transient_error_not_a_hang() -> None:
+    from buildflow.engine.base import EngineError
+    from buildflow.engine.registry import RegistryClient
+
+    stalling = faulty_registry(Faults(rate=1.0, kinds=("stall",), stall_seconds=5))
+    with stalling as proxy, pytest.raises(EngineError) as caught:
+        RegistryClient(timeout=1).digest(f"{proxy}/stalled/image:1")
+    assert caught.value.transient and proxy.split(":")[0] in str(caught.value)
