@@ -17,16 +17,10 @@ import pytest
 from tests.conftest import REPO
 from tests.faults import Faults, faulty_registry
 from tests.integration.conftest import BASE, REGISTRY, Project, child, make_project, unsafe_outcomes
+from tests.integration.test_build import FILES, TREE
 
 pytestmark = pytest.mark.integration
 
-TREE = """\
-    base: {context: base, tags: ["base:1"]}
-    mid: {context: mid, from: base, tags: ["mid:1"]}
-    leaf: {context: leaf, from: mid, tags: ["leaf:1", "leaf:latest"]}
-    side: {context: side, from: base, tags: ["side:1"]}
-    """
-FILES = {"base": BASE, "mid": child("mid", "base"), "leaf": child("leaf", "mid"), "side": child("side", "base")}
 RELEASE_TAGS = {"base": ["base:1"], "mid": ["mid:1"], "leaf": ["leaf:1", "leaf:latest"], "side": ["side:1"]}
 
 
