@@ -25,7 +25,8 @@ from common import machine, write_results
 
 from tests.faults import Faults, faulty_registry
 from tests.integration.conftest import make_project, unsafe_outcomes
-from tests.integration.test_reliability import FILES, RELEASE_TAGS, TREE
+from tests.integration.test_build import FILES, TREE
+from tests.integration.test_reliability import RELEASE_TAGS
 
 BEGIN, END = "<!-- reliability:begin -->", "<!-- reliability:end -->"
 RATE = 0.3
