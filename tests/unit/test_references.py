@@ -16,7 +16,7 @@ from buildflow.references import normalized, parse, qualify
         ("localhost:5000/t2t/cuda:9.0", "localhost:5000/t2t/cuda:9.0"),
         ("localhost/x", "localhost/x:latest"),
         ("[::1]:5000/x:y", "[::1]:5000/x:y"),
-        ("quay.io/a__b/c--d.e:T_1", "quay.io/a__b/c--d.e:T_1"),
+        ("registry.example/a__b/c--d.e:T_1", "registry.example/a__b/c--d.e:T_1"),
         ("x@sha256:" + "a" * 64, "docker.io/library/x@sha256:" + "a" * 64),
     ],
 )
@@ -33,7 +33,7 @@ def test_invalid_references(text: str) -> None:
 def test_qualify_puts_tags_under_the_registry() -> None:
     assert str(qualify(parse("t2t:nmt"), "localhost:5000/t2t")) == "localhost:5000/t2t/t2t:nmt"
     assert str(qualify(parse("cuda"), "localhost:5000")) == "localhost:5000/cuda:latest"
-    assert str(qualify(parse("quay.io/x/y:1"), "localhost:5000")) == "quay.io/x/y:1"
+    assert str(qualify(parse("registry.example/x/y:1"), "localhost:5000")) == "registry.example/x/y:1"
     assert str(qualify(parse("x"), "")) == "x:latest"
     with pytest.raises(ValueError, match="longer than 255"):
         qualify(parse("a" * 200), "localhost:5000/" + "b" * 60)

@@ -201,11 +201,11 @@ def test_tags_default_to_latest_and_keep_their_own_registry(tmp_path: Path) -> N
         """\
         version: 1
         registry: localhost:5000/team
-        targets: {a: {tags: [app, "quay.io/other/app:1"]}}
+        targets: {a: {tags: [app, "registry.example/other/app:1"]}}
         """,
         dockerfiles("."),
     )
-    assert pipeline.targets["a"].tags == ("localhost:5000/team/app:latest", "quay.io/other/app:1")
+    assert pipeline.targets["a"].tags == ("localhost:5000/team/app:latest", "registry.example/other/app:1")
 
 
 def test_two_images_cannot_publish_one_tag(tmp_path: Path) -> None:
