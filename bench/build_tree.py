@@ -10,7 +10,6 @@ Needs `scripts/engine.sh up`. Results go to bench/RESULTS.md between this benchm
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
@@ -21,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from common import buildflow_command, machine, write_results
+from common import arguments, buildflow_command, machine, publish
 
 BEGIN, END = "<!-- build_tree:begin -->", "<!-- build_tree:end -->"
 REGISTRY = "localhost:5000"
@@ -209,9 +208,7 @@ def report(rounds: list[dict[str, float]]) -> str:
 
 def main() -> None:
     """Run the benchmark and record it."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--no-write", action="store_true")
+    parser = arguments(__doc__, runs=3)
     options = parser.parse_args()
     prepare_base()
     with tempfile.TemporaryDirectory(prefix="buildflow-tree-") as work:
@@ -220,9 +217,7 @@ def main() -> None:
             rounds.append(one_round(Path(work)))
             print(f"round {number + 1}: {rounds[-1]}", file=sys.stderr)
     section = report(rounds)
-    print(section)
-    if not options.no_write:
-        write_results(section, BEGIN, END)
+    publish(section, BEGIN, END, write=not options.no_write)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -43,3 +44,18 @@ def write_results(section: str, begin: str, end: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     RESULTS.write_text(text)
+
+
+def arguments(doc: str | None, runs: int) -> argparse.ArgumentParser:
+    """The options every benchmark takes, --runs and --no-write; a benchmark may add its own."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--no-write", action="store_true", help="print the results without touching RESULTS.md")
+    return parser
+
+
+def publish(section: str, begin: str, end: str, *, write: bool) -> None:
+    """Print a benchmark's section and, unless --no-write was given, put it in RESULTS.md."""
+    print(section)
+    if write:
+        write_results(section, begin, end)

@@ -10,7 +10,6 @@ finished within 1 s. Results go to bench/RESULTS.md between this benchmark's mar
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -21,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import buildflow_command, write_results
+from common import arguments, buildflow_command, publish
 
 BEGIN, END = "<!-- hostile_files:begin -->", "<!-- hostile_files:end -->"
 REPO = Path(__file__).resolve().parent.parent
@@ -141,14 +140,10 @@ def _format_note(seconds: dict[str, float]) -> list[str]:
 
 def main() -> None:
     """Run the benchmark and record it."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--no-write", action="store_true", help="print the results without touching RESULTS.md")
+    parser = arguments(__doc__, runs=3)
     options = parser.parse_args()
     section = report(measure(options.runs), options.runs)
-    print(section)
-    if not options.no_write:
-        write_results(section, BEGIN, END)
+    publish(section, BEGIN, END, write=not options.no_write)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Needs `scripts/engine.sh up`. Results go to bench/RESULTS.md between this benchm
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -20,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from build_tree import prepare_base, timed, write_tree
-from common import buildflow_command, machine, write_results
+from common import arguments, buildflow_command, machine, publish
 
 BEGIN, END = "<!-- noop_rerun:begin -->", "<!-- noop_rerun:end -->"
 TARGET_RATIO = 0.10
@@ -81,9 +80,7 @@ def report(measured: list[dict[str, float]]) -> str:
 
 def main() -> None:
     """Run the benchmark and record it."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--no-write", action="store_true")
+    parser = arguments(__doc__, runs=5)
     options = parser.parse_args()
     prepare_base()
     with tempfile.TemporaryDirectory(prefix="buildflow-noop-") as work:
@@ -92,9 +89,7 @@ def main() -> None:
         write_tree(directory, f"bench-noop-{nonce[:8]}", nonce)
         measured = rounds(directory, options.runs)
     section = report(measured)
-    print(section)
-    if not options.no_write:
-        write_results(section, BEGIN, END)
+    publish(section, BEGIN, END, write=not options.no_write)
 
 
 if __name__ == "__main__":

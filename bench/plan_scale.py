@@ -10,7 +10,6 @@ bench/RESULTS.md between this benchmark's markers.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
@@ -20,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import buildflow_command, machine, write_results
+from common import arguments, buildflow_command, machine, publish
 
 BEGIN, END = "<!-- plan_scale:begin -->", "<!-- plan_scale:end -->"
 TARGET_SECONDS = 0.5
@@ -154,10 +153,8 @@ def _verdict(rows: dict[int, dict[str, float | None]]) -> str:
 
 def main() -> None:
     """Run the benchmark and record it."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, runs=5)
     parser.add_argument("--sizes", default="100,1000,5000")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--no-write", action="store_true", help="print the results without touching RESULTS.md")
     options = parser.parse_args()
     with_bake = bake_available()
     if not with_bake:
@@ -168,9 +165,7 @@ def main() -> None:
             rows[count] = measure(count, options.runs, Path(work), with_bake)
             print(f"{count:>6} targets: {rows[count]}", file=sys.stderr)
     section = report(rows, options.runs)
-    print(section)
-    if not options.no_write:
-        write_results(section, BEGIN, END)
+    publish(section, BEGIN, END, write=not options.no_write)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ release). Needs `scripts/engine.sh up`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import machine, write_results
+from common import arguments, machine, publish
 
 from tests.faults import Faults, faulty_registry
 from tests.integration.conftest import make_project, unsafe_outcomes
@@ -107,9 +106,7 @@ def report(runs: list[Run]) -> str:
 
 def main() -> None:
     """Run the benchmark and record it."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--no-write", action="store_true")
+    parser = arguments(__doc__, runs=3)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="buildflow-faults-") as work:
         runs = []
@@ -117,9 +114,7 @@ def main() -> None:
             runs.append(one_run(Path(work), seed))
             print(f"run {seed}: {runs[-1]}", file=sys.stderr)
     section = report(runs)
-    print(section)
-    if not options.no_write:
-        write_results(section, BEGIN, END)
+    publish(section, BEGIN, END, write=not options.no_write)
 
 
 if __name__ == "__main__":
