@@ -29,7 +29,7 @@ from buildflow.planner import Plan
 
 RECORD_VERSION = 1
 _SHOWN_FILES = 3
-_LOOKUPS = 16  # registry lookups at once
+REGISTRY_CALLS = 16  # registry lookups (and tag copies) at once
 
 Record = dict[str, Any]
 
@@ -211,7 +211,7 @@ def plan_states(
             return Assessment(None, "not pushed to a registry, so nothing records it")
         return assess(target, pipeline, engine, max_age=max_age, now=now)
 
-    with ThreadPoolExecutor(max_workers=_LOOKUPS, thread_name_prefix="status") as pool:
+    with ThreadPoolExecutor(max_workers=REGISTRY_CALLS, thread_name_prefix="status") as pool:
         found = dict(zip([s.target.id for s in plan.steps], pool.map(own, [s.target for s in plan.steps]), strict=True))
     states: dict[str, Assessment] = {}
     for step in plan.steps:
@@ -228,13 +228,19 @@ def plan_states(
 
 def _with_parents(state: Assessment, parents: Sequence[tuple[str, Assessment]]) -> Assessment:
     """An up-to-date target stays so only if no parent will be rebuilt and none has a new digest."""
-    recorded = (state.record or {}).get("parent_digests", {})
     for parent, parent_state in parents:
         if parent_state.digest is None:
             return Assessment(None, f"parent {parent} will be rebuilt", state.record)
-        if recorded.get(parent) != parent_state.digest:
+        if moved_parents(state.record, {parent: parent_state.digest}):
             return Assessment(None, f"parent {parent} has a new digest", state.record)
     return state
+
+
+def moved_parents(record: Record | None, digests: Mapping[str, str]) -> list[str]:
+    """The parents whose digest now differs from the one the record was built on (rebuilt since, here or
+    elsewhere, with the same fingerprint: a max-age or forced rebuild that changed the image)."""
+    recorded = (record or {}).get("parent_digests", {})
+    return [parent for parent, digest in digests.items() if recorded.get(parent) != digest]
 
 
 def base_resolver(engine: Engine, warn: Callable[[str, str], None]) -> Callable[[Sequence[str]], dict[str, str]]:
@@ -251,7 +257,7 @@ def base_resolver(engine: Engine, warn: Callable[[str, str], None]) -> Callable[
         return found
 
     def resolve(names: Sequence[str]) -> dict[str, str]:
-        with ThreadPoolExecutor(max_workers=_LOOKUPS, thread_name_prefix="bases") as pool:
+        with ThreadPoolExecutor(max_workers=REGISTRY_CALLS, thread_name_prefix="bases") as pool:
             return {name: found for name, found in zip(names, pool.map(digest, names), strict=True) if found}
 
     return resolve

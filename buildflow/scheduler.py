@@ -24,11 +24,18 @@ from buildflow.engine.base import (
     record_reference,
 )
 from buildflow.engine.retrying import RetryingEngine
-from buildflow.freshness import Assessment, Record, assess, build_record, decode, encode
+from buildflow.freshness import (
+    REGISTRY_CALLS,
+    Assessment,
+    Record,
+    assess,
+    build_record,
+    decode,
+    encode,
+    moved_parents,
+)
 from buildflow.model import RetryPolicy, Target
 from buildflow.planner import Plan
-
-REGISTRY_CALLS = 16  # registry lookups and tag copies at once
 
 
 class Status(StrEnum):
@@ -303,7 +310,7 @@ class Scheduler:
         outcome.why = assessment.why
         if assessment.digest is None:
             return assessment.record
-        moved = self._moved_parents(parents, assessment.record or {})
+        moved = moved_parents(assessment.record, _digests(parents))
         if moved:
             outcome.why = f"parent {moved[0]} has a new digest"
             return assessment.record
@@ -336,18 +343,12 @@ class Scheduler:
         """True for a target built (not reused) in this run."""
         return target_id in self.outcomes and self.outcomes[target_id].status == Status.BUILT
 
-    @staticmethod
-    def _moved_parents(parents: Mapping[str, str], record: Record) -> list[str]:
-        """Parents whose digest now differs from the one the record was built on (rebuilt since, here or
-        elsewhere, with the same fingerprint: a max-age or forced rebuild that changed the image)."""
-        recorded = record.get("parent_digests", {})
-        return [parent for parent, reference in parents.items() if recorded.get(parent) != _digest_of(reference)]
-
     def _store_record(self, outcome: Outcome, parents: Mapping[str, str], epoch: str) -> None:
         """Keep the build's inputs beside the image, even when the run is being interrupted (a pushed image
         is then reused by the next run); a failure only costs the next run a rebuild."""
-        digests = {parent: _digest_of(reference) for parent, reference in parents.items()}
-        record = build_record(outcome.target, self.pipeline, digest=outcome.digest, parent_digests=digests, epoch=epoch)
+        record = build_record(
+            outcome.target, self.pipeline, digest=outcome.digest, parent_digests=_digests(parents), epoch=epoch
+        )
         data = encode(record)
         try:
             self.publisher.put_record(record_reference(outcome.target, self.pipeline.registry), data)
@@ -440,6 +441,8 @@ class Scheduler:
         return ""
 
 
-def _digest_of(reference: str) -> str:
-    """The digest a pinned reference names; a tag reference as it is."""
-    return reference.rpartition("@")[2] if "@" in reference else reference
+def _digests(parents: Mapping[str, str]) -> dict[str, str]:
+    """The digest each parent reference pins (a tag reference, for a parent kept locally, as it is)."""
+    return {
+        parent: reference.rpartition("@")[2] if "@" in reference else reference for parent, reference in parents.items()
+    }
