@@ -202,16 +202,22 @@ class Scheduler:
 
         Lookups are retried at most three times: when the registry cannot say, the target is built.
         """
-        if not self.options.build.push or self.options.force is None:
-            return
         now = time.time()
         for target_id, outcome in self.outcomes.items():
-            if outcome.target.push and target_id not in self.options.force:
+            if self._pushes(outcome.target) and not self._forced(target_id):
                 for reference in (record_reference, last_record_reference, content_reference):
                     self.by_reference[reference(outcome.target, self.pipeline.registry)] = outcome
                 self._assessments[target_id] = pool.submit(
                     assess, outcome.target, self.pipeline, self.lookups, max_age=self.options.max_age, now=now
                 )
+
+    def _forced(self, target_id: str) -> bool:
+        """True for a target built even when up to date (--force, --force-target)."""
+        return self.options.force is None or target_id in self.options.force
+
+    def _pushes(self, target: Target) -> bool:
+        """True for a target pushed to the registry in this run (so its build record is there to check)."""
+        return self.options.build.push and target.push
 
     def _parents_in_plan(self, target_id: str) -> set[str]:
         """The parents of a target that this run builds too."""
@@ -296,8 +302,8 @@ class Scheduler:
     def _reuse_or_explain(self, outcome: Outcome, parents: Mapping[str, str]) -> Record | None:
         """Mark a target REUSED when its image is up to date, else say why it is built; its record, if any."""
         target, registry = outcome.target, self.pipeline.registry
-        forced = self.options.force is None or target.id in self.options.force
-        if not (self.options.build.push and target.push):
+        forced = self._forced(target.id)
+        if not self._pushes(target):
             if not forced:
                 self._reuse_local(outcome, parents)
             return None
