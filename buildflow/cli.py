@@ -161,7 +161,6 @@ def _load(options: PipelineOptions, engine: Any = None, file: Path | None = None
             resolve_bases=resolver,
         )
     log.event("debug", "pipeline.loaded", file=str(options.file), targets=len(pipeline.targets))
-    _warn_of_secret_like_names(pipeline, str(file or options.file))
     return pipeline
 
 
@@ -192,6 +191,7 @@ def _plan(
     from buildflow.planner import make_plan
 
     pipeline = _load(options, bases)
+    _warn_of_secret_like_names(pipeline, str(options.file))  # once: not for the copies --since loads
     if not since:
         return make_plan(pipeline, targets, downstream)
     from buildflow.since import changed_since
