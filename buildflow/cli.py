@@ -197,10 +197,10 @@ def _plan(
     from buildflow.since import changed_since
 
     offline = _load(options) if bases is not None else pipeline
-    changed, reasons = changed_since(since, offline, lambda old_file: _load(options, file=old_file))
-    for target_id, why in reasons.items():
+    changed = changed_since(since, offline, lambda old_file: _load(options, file=old_file))
+    for target_id, why in changed.items():
         log.event("debug", "since.changed", target=target_id, why=why)
-    return make_plan(pipeline, targets, downstream, changed=changed)
+    return make_plan(pipeline, targets, downstream, changed=changed.keys())
 
 
 def _lookup_engine(engine: Any) -> Any:

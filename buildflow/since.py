@@ -11,10 +11,8 @@ from buildflow.errors import BuildflowError, UsageError
 from buildflow.model import Pipeline
 
 
-def changed_since(
-    revision: str, pipeline: Pipeline, load: Callable[[Path], Pipeline]
-) -> tuple[set[str], Mapping[str, str]]:
-    """Ids of the targets whose fingerprint (bases by name) differs at `revision`, and why for each.
+def changed_since(revision: str, pipeline: Pipeline, load: Callable[[Path], Pipeline]) -> Mapping[str, str]:
+    """The targets whose fingerprint (bases by name) differs at `revision`: id -> why.
 
     The repository at `revision` is unpacked with `git archive` and the pipeline file loaded from there,
     so every input counts (Dockerfiles, context files, .dockerignore, args, the pipeline file itself).
@@ -26,17 +24,16 @@ def changed_since(
         _unpack(archive, Path(directory))
         old_file = Path(directory) / relative
         if not old_file.is_file():
-            return set(pipeline.targets), dict.fromkeys(pipeline.targets, f"the pipeline file is new since {revision}")
+            return dict.fromkeys(pipeline.targets, f"the pipeline file is new since {revision}")
         try:
             before = load(old_file).targets
         except BuildflowError:
-            return set(pipeline.targets), dict.fromkeys(pipeline.targets, f"the pipeline was invalid at {revision}")
-    reasons = {
+            return dict.fromkeys(pipeline.targets, f"the pipeline was invalid at {revision}")
+    return {
         target_id: "new since " + revision if target_id not in before else "inputs changed since " + revision
         for target_id, target in pipeline.targets.items()
         if target_id not in before or before[target_id].fingerprint != target.fingerprint
     }
-    return set(reasons), reasons
 
 
 def _unpack(archive: bytes, directory: Path) -> None:
