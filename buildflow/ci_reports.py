@@ -6,14 +6,15 @@ import html
 import io
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from junitparser import Attr, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
+from buildflow.imagetests import TestResult
 from buildflow.planner import Plan
 from buildflow.render import graph_mermaid
-from buildflow.report import short_digest, totals
+from buildflow.report import WASTE_HEADING, short_digest, size_cell, totals, waste_lines
 from buildflow.scheduler import Outcome, RunResult, Status
 
 # Terminal colour codes, then every character XML 1.0 cannot hold (build output carries both).
@@ -81,13 +82,39 @@ def _release_testcase(error: str) -> TestCase:
     return case
 
 
+def _image_testcase(target_id: str, result: TestResult) -> TestCase:
+    """One test run inside an image: classname the target, name the command, failure or skip with its reason."""
+    case = TestCase(_xml_text(result.test.command), _xml_text(target_id), round(result.seconds, 3))
+    if result.status == "failed":
+        failure = Failure(_xml_text(result.reason), "ImageTestFailure")
+        failure.text = _xml_text(result.output)
+        case.result = failure
+    elif result.status == "skipped":
+        case.result = Skipped(_xml_text(result.reason))
+    if result.test.origin != target_id:
+        case.system_out = _xml_text(f"inherited from {result.test.origin}")
+    return case
+
+
 def junit_xml(plan: Plan, result: RunResult) -> JUnitXml:
-    """The run as JUnit XML: one testsuite 'buildflow', one testcase per target, and one for a failed release."""
-    suite = _Suite("buildflow")
-    suite.file = _xml_text(str(plan.pipeline.file))
+    """The run as JUnit XML: one testsuite 'buildflow' with one testcase per target, one for a failed release,
+    and one per test run inside an image."""
     cases = [_testcase(outcome) for outcome in result.outcomes.values()]
     if result.release_error:
         cases.append(_release_testcase(result.release_error))
+    tests = {outcome.target.id: outcome.tests for outcome in result.outcomes.values()}
+    return _document(plan, cases + image_testcases(tests))
+
+
+def image_testcases(tests: Mapping[str, Sequence[TestResult]]) -> list[TestCase]:
+    """A testcase for every test run inside an image, target by target."""
+    return [_image_testcase(target_id, result) for target_id, results in tests.items() for result in results]
+
+
+def _document(plan: Plan, cases: list[TestCase]) -> JUnitXml:
+    """A JUnit document of one testsuite 'buildflow' holding `cases`."""
+    suite = _Suite("buildflow")
+    suite.file = _xml_text(str(plan.pipeline.file))
     suite.add_testcases(cases)
     root = JUnitXml()
     root.add_testsuite(suite)
@@ -98,8 +125,13 @@ def junit_xml(plan: Plan, result: RunResult) -> JUnitXml:
 
 def junit_document(plan: Plan, result: RunResult) -> bytes:
     """The JUnit XML file's bytes (UTF-8, with an XML declaration)."""
+    return _bytes(junit_xml(plan, result))
+
+
+def _bytes(document: JUnitXml) -> bytes:
+    """A JUnit document as UTF-8 bytes with an XML declaration."""
     buffer = io.BytesIO()
-    junit_xml(plan, result).write(buffer)
+    document.write(buffer)
     return buffer.getvalue()
 
 
@@ -107,6 +139,12 @@ def write_junit(path: Path, plan: Plan, result: RunResult) -> None:
     """Write the JUnit XML file (parents created as needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(junit_document(plan, result))
+
+
+def write_test_junit(path: Path, plan: Plan, tests: Mapping[str, Sequence[TestResult]]) -> None:
+    """Write the JUnit XML file of `buildflow test`: one testcase per test run inside an image."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_bytes(_document(plan, image_testcases(tests))))
 
 
 # ---- Markdown -----------------------------------------------------------------------------------------------
@@ -125,6 +163,7 @@ def _row(outcome: Outcome) -> str:
         str(outcome.status),
         outcome.why or outcome.error,
         short_digest(outcome.digest),
+        size_cell(outcome.size),
         ", ".join(_tags(outcome)),
         f"{outcome.seconds:.1f}s" if outcome.started else "-",
     )
@@ -133,7 +172,7 @@ def _row(outcome: Outcome) -> str:
 
 def _table(result: RunResult) -> list[str]:
     """The table of targets: header, separator, one row per target."""
-    header = ("Target", "Status", "Why", "Digest", "Tags", "Time")
+    header = ("Target", "Status", "Why", "Digest", "Size", "Tags", "Time")
     return [
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -144,6 +183,9 @@ def _table(result: RunResult) -> list[str]:
 def summary_markdown(plan: Plan, result: RunResult) -> str:
     """The run in Markdown: verdict, totals, a table of targets, the release error and the DAG in Mermaid."""
     lines = [f"## buildflow: {'succeeded' if result.ok else 'failed'}", "", totals(result), "", *_table(result)]
+    waste = waste_lines(result)
+    if waste:
+        lines += ["", f"**{WASTE_HEADING}**", "", *(f"- {_cell(line)}" for line in waste)]
     if result.release_error:
         lines += ["", f"**Release tags not applied:** {_cell(result.release_error)}"]
     lines += ["", "```mermaid", graph_mermaid(plan), "```"]

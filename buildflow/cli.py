@@ -56,9 +56,13 @@ def cli(context: click.Context) -> None:
       buildflow build --keep-going             build what changed, push, then tag the release
       buildflow build --since origin/main      only what changed since a commit, and its children
       buildflow build --max-age 7d             nightly: also rebuild images older than a week
+      buildflow build --lint=error             fail on Dockerfile lint findings before building
+      buildflow lint                           hadolint on every Dockerfile, file:line per finding
+      buildflow test app                       run app's image tests (and inherited ones) again
       buildflow schema > pipeline.schema.json  JSON Schema for editors
 
-    The file format is in docs/pipeline-format.md, building in docs/building.md.
+    The file format is in docs/pipeline-format.md, building in docs/building.md, tests, lint and sizes in
+    docs/quality.md.
     """
     if context.invoked_subcommand is None:
         click.echo(context.get_help())
@@ -451,6 +455,14 @@ def _output_file(flag: str, metavar: str, help_text: str) -> Callable[..., Any]:
 )
 @_rebuild_options
 @click.option(
+    "--lint",
+    "lint_mode",
+    type=click.Choice(["off", "warn", "error"]),
+    default="warn",
+    show_default=True,
+    help="Lint the Dockerfiles first (hadolint): show findings (warn), or fail before building (error).",
+)
+@click.option(
     "--wait/--no-wait",
     default=True,
     show_default=True,
@@ -477,6 +489,7 @@ def build(
     force_targets: Sequence[str],
     max_age: str | None,
     no_follow_bases: bool,
+    lint_mode: str,
     wait: bool,
     options: PipelineOptions,
 ) -> None:
@@ -506,8 +519,10 @@ def build(
         source_date_epoch=source_date_epoch(the_plan.pipeline.root),
     )
     live = progress == "live" or (progress == "auto" and options.log_format == "console" and sys.stderr.isatty())
+    findings = _lint_before_build(the_plan, lint_mode)
     with _run_lock(the_plan, wait):
         result, interrupted = _run(the_plan, engine, run_options, live)
+    result.lint = findings
     _write_reports(the_plan, result, report_path, junit_path, summary_path)
     if interrupted:
         name = signal.Signals(interrupted).name
@@ -521,6 +536,25 @@ def build(
             if failed
             else "buildflow: the release tags were not applied"
         )
+
+
+def _lint_before_build(the_plan: Any, mode: str) -> list[Any]:
+    """Lint the plan's Dockerfiles: findings are logged as warnings; with --lint=error any finding stops the run
+    before anything is built."""
+    if mode == "off":
+        return []
+    from buildflow.lint import lint, requests_for
+
+    findings = lint(requests_for(step.target for step in the_plan.steps))
+    root = the_plan.pipeline.root
+    for finding in findings:
+        log.event("warning", "lint.finding", finding=finding.text(root))
+    if findings and mode == "error":
+        raise RunFailed(
+            f"buildflow: {len(findings)} Dockerfile lint findings (--lint=error); nothing was built. "
+            "Fix them, or ignore a rule with lint: {ignore: [CODE]} in the pipeline"
+        )
+    return list(findings)
 
 
 def _run(the_plan: Any, engine: Any, run_options: Any, live: bool) -> tuple[Any, int]:
@@ -586,6 +620,119 @@ def _write_reports(
 def _builder_output(target: str, line: str) -> None:
     """Builder output, at debug level (checked per line: --debug takes effect after the engine is made)."""
     log.event("debug", "build.output", target=target, line=line)
+
+
+@cli.command(short_help="Lint the selected targets' Dockerfiles with hadolint; exit 1 on findings.")
+@_selection_options
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_pipeline_options
+def lint(
+    *,
+    targets: Sequence[str],
+    downstream: Sequence[str],
+    since: str | None,
+    output_format: str,
+    options: PipelineOptions,
+) -> None:
+    """Check every selected Dockerfile for hygiene with hadolint (pinned versions, apt-get update with install,
+    --no-install-recommends, caches cleaned in the same layer, no latest base) and for a .dockerignore (BF001).
+
+    Findings below a target's `lint.threshold` (default info) and the rules in `lint.ignore` are left out;
+    `# hadolint ignore=DL3008` above an instruction works too. Exit code 1 when anything is found.
+    """
+    from buildflow.lint import lint as run_lint
+    from buildflow.lint import render, requests_for, to_json
+
+    the_plan = _plan(options, targets, downstream, since)
+    requests = requests_for(step.target for step in the_plan.steps)
+    findings = run_lint(requests)
+    root = the_plan.pipeline.root
+    if output_format == "json":
+        click.echo(json.dumps(to_json(findings, root), indent=2))
+    else:
+        click.echo(render(findings, root, dockerfiles=len({request.dockerfile for request in requests})))
+    if findings:
+        raise RunFailed(f"buildflow: {len(findings)} Dockerfile lint findings")
+
+
+@cli.command("test", short_help="Run the image tests of built targets, without building.")
+@_selection_options
+@click.option("--push/--no-push", default=True, show_default=True, help="Test the registry's images, or local ones.")
+@_output_file("--report", "FILE.json", "Write every test's result, exit code and output here.")
+@_output_file("--junit", "FILE.xml", "Write a JUnit file, one testcase per test.")
+@_pipeline_options
+def test_images(
+    *,
+    targets: Sequence[str],
+    downstream: Sequence[str],
+    since: str | None,
+    push: bool,
+    report_path: Path | None,
+    junit_path: Path | None,
+    options: PipelineOptions,
+) -> None:
+    """Run the `test:` commands of the selected targets (their own and inherited ones) in containers of the
+    images already built for their current inputs (content tag bf-FINGERPRINT), as `build` does after building.
+
+    Names select exactly those targets (all matrix images of a name); with none, every target. Exit code 1
+    when a test fails or an image is not built yet.
+    """
+    from buildflow.imagetests import built_image, image_tests, run_tests
+    from buildflow.planner import ids
+
+    engine = _buildx()
+    the_plan = _plan(options, (), downstream, since, _lookup_engine(engine))
+    pipeline = the_plan.pipeline
+    chosen = ids(pipeline, targets) if targets else [step.target.id for step in the_plan.steps]
+    results: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for target_id in chosen:
+        tests = image_tests(pipeline, target_id)
+        if not tests:
+            continue
+        image = built_image(engine, pipeline, pipeline.targets[target_id], push=push)
+        if image is None:
+            problems[target_id] = f"not built for its current inputs: run buildflow build {target_id}"
+        else:
+            results[target_id] = run_tests(engine, image, tests)
+    _show_tests(results, problems)
+    _write_test_reports(the_plan, results, problems, report_path, junit_path)
+    failed = sum(1 for found in results.values() for result in found if not result.passed)
+    if failed or problems:
+        raise RunFailed(f"buildflow: {failed} tests failed, {len(problems)} targets not built")
+
+
+def _show_tests(results: dict[str, Any], problems: dict[str, str]) -> None:
+    """One line per test (target, command, result, time), then one per target that could not be tested."""
+    from buildflow.render import aligned
+
+    rows = [
+        (target_id, result.test.command, result.status.upper(), f"{result.seconds:.1f}s", result.reason or "-")
+        for target_id, found in results.items()
+        for result in found
+    ]
+    rows += [(target_id, "-", "NOT BUILT", "-", problem) for target_id, problem in problems.items()]
+    click.echo("\n".join(aligned(("TARGET", "TEST", "RESULT", "TIME", "DETAIL"), rows)) if rows else "no tests")
+
+
+def _write_test_reports(
+    the_plan: Any, results: dict[str, Any], problems: dict[str, str], report: Path | None, junit: Path | None
+) -> None:
+    """The JSON report and JUnit file of `buildflow test`, as asked for."""
+    if report:
+        document = {
+            "pipeline": str(the_plan.pipeline.file),
+            "targets": [
+                {"id": target_id, "tests": [r.to_json() for r in found]} for target_id, found in results.items()
+            ],
+            "not_built": problems,
+        }
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(document, indent=2) + "\n")
+    if junit:
+        from buildflow.ci_reports import write_test_junit
+
+        write_test_junit(junit, the_plan, results)
 
 
 @cli.command(short_help="Print the JSON Schema of pipeline files.")

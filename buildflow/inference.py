@@ -83,5 +83,5 @@ def named_parents(
             uses.external.append(text)
         elif candidates and candidates[0] not in seen:
             seen.add(candidates[0])
-            uses.edges.append(Edge(candidates[0], EdgeKind.INFERRED, text, use.line))
+            uses.edges.append(Edge(candidates[0], EdgeKind.INFERRED, text, use.line, use.instruction))
     return uses

@@ -30,6 +30,12 @@ class Edge(NamedTuple):
     kind: EdgeKind
     reference: str = ""
     line: int = 0
+    instruction: str = ""  # the Dockerfile instruction that names the parent (FROM, COPY, RUN), for inferred edges
+
+    @property
+    def lineage(self) -> bool:
+        """True when the child is built on this parent's image (declared from:, or an inferred FROM)."""
+        return self.kind == EdgeKind.FROM or (self.kind == EdgeKind.INFERRED and self.instruction.upper() == "FROM")
 
     @property
     def detail(self) -> str:
@@ -111,6 +117,31 @@ class TestPolicy:
 
 _NO_TESTS = TestPolicy()
 
+LINT_LEVELS = ("error", "warning", "info", "style")  # most to least severe, as hadolint names them
+
+
+@dataclass(frozen=True, slots=True)
+class LintPolicy:
+    """Which Dockerfile lint findings count: those at or above `threshold`, minus the `ignore`d rules."""
+
+    threshold: str = "info"
+    ignore: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_spec(cls, spec: TargetSpec, defaults: Mapping[str, Any]) -> LintPolicy:
+        """The target's `lint:` over the pipeline's (defaults.lint); ignored rules add up."""
+        declared: Mapping[str, Any] = spec.get("lint", {})
+        pipeline_wide: Mapping[str, Any] = defaults.get("lint", {})
+        if not declared and not pipeline_wide:
+            return _DEFAULT_LINT
+        return cls(
+            threshold=declared.get("threshold", pipeline_wide.get("threshold", "info")),
+            ignore=frozenset(pipeline_wide.get("ignore", ())) | frozenset(declared.get("ignore", ())),
+        )
+
+
+_DEFAULT_LINT = LintPolicy()
+
 
 class Target(NamedTuple):
     """One image to build: a target, or one combination of a matrix target.
@@ -139,6 +170,8 @@ class Target(NamedTuple):
     variables: Mapping[str, str]
     fingerprint: str
     bases: Mapping[str, str] = {}  # external images the Dockerfile names -> digest ("" when not resolved)
+    lint: LintPolicy = _DEFAULT_LINT
+    size_budget: int = 0  # bytes the image may take (uncompressed); 0: no budget
 
     def to_json(self, root: Path) -> dict[str, Any]:
         """A JSON-ready description, paths relative to the pipeline directory."""
@@ -160,6 +193,8 @@ class Target(NamedTuple):
             "push": self.push,
             "network": self.network,
             "tests": list(self.tests.commands),
+            "lint": {"threshold": self.lint.threshold, "ignore": sorted(self.lint.ignore)},
+            "size_budget": self.size_budget or None,
             "bases": dict(self.bases),
             "fingerprint": self.fingerprint,
         }

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from buildflow.imagetests import summary
+from buildflow.layers import human
 from buildflow.planner import Plan
 from buildflow.render import aligned
 from buildflow.scheduler import Outcome, RunResult, Status
@@ -22,7 +25,8 @@ def _detail(outcome: Outcome) -> str:
     if outcome.succeeded:
         tags = outcome.released or (outcome.reference,)
         cache = f" [{outcome.cached_steps}/{outcome.total_steps} steps cached]" if outcome.total_steps else ""
-        return ", ".join(tags) + cache + (f"; {outcome.why}" if outcome.why else "")
+        tests = f" [{summary(outcome.tests)}]" if outcome.tests else ""
+        return ", ".join(tags) + cache + tests + (f"; {outcome.why}" if outcome.why else "")
     return outcome.error or "-"
 
 
@@ -33,14 +37,51 @@ def totals(result: RunResult) -> str:
     return f"{text or 'no targets'} in {result.seconds:.1f}s."
 
 
+def size_cell(size: Mapping[str, Any] | None) -> str:
+    """'7.0 MB (+5.0 MB, 5.0 MB wasted)': the image, what it adds over its parent, what its own layers waste."""
+    if not size:
+        return "-"
+    wasted = f", {human(size['wasted_here'])} wasted" if size["wasted_here"] else ""
+    return f"{human(size['size'])} (+{human(size['added'])}{wasted})"
+
+
+WASTE_HEADING = "Wasted space (files a later layer deletes or overwrites; their bytes stay in the image):"
+
+
+def waste_lines(result: RunResult, most: int = 3) -> list[str]:
+    """The largest files each image's own layers write and then delete or overwrite, with both instructions."""
+    lines = []
+    for outcome in result.outcomes.values():
+        entries = [entry for entry in (outcome.size or {}).get("waste", []) if entry["here"]]
+        for entry in entries[:most]:
+            lines.append(
+                f"{outcome.target.id}: {entry['path']} {human(entry['bytes'])}, written by layer "
+                f"{entry['written_in']} `{entry['written_by']}`, {entry['how']} by layer {entry['removed_in']} "
+                f"`{entry['removed_by']}`"
+            )
+        if len(entries) > most:
+            lines.append(f"{outcome.target.id}: and {len(entries) - most} more (see the JSON report)")
+    return lines
+
+
 def summary_table(result: RunResult) -> str:
-    """One line per target: status, duration, digest, tags or error; then the totals."""
-    header = ("TARGET", "STATUS", "TIME", "DIGEST", "DETAIL")
+    """One line per target: status, duration, digest, size, tags or error; the wasted space; then the totals."""
+    header = ("TARGET", "STATUS", "TIME", "DIGEST", "SIZE", "DETAIL")
     rows = [
-        (o.target.id, str(o.status), f"{o.seconds:.1f}s" if o.started else "-", short_digest(o.digest), _detail(o))
+        (
+            o.target.id,
+            str(o.status),
+            f"{o.seconds:.1f}s" if o.started else "-",
+            short_digest(o.digest),
+            size_cell(o.size),
+            _detail(o),
+        )
         for o in result.outcomes.values()
     ]
     lines = aligned(header, rows)
+    waste = waste_lines(result)
+    if waste:
+        lines += ["", WASTE_HEADING, *(f"  {line}" for line in waste)]
     lines.append("\n" + totals(result))
     if result.release_error:
         lines.append(f"Release tags not applied: {result.release_error}")
@@ -60,7 +101,15 @@ def report_document(plan: Plan, result: RunResult) -> dict[str, Any]:
         "release_error": result.release_error,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "targets": [_target_document(outcome) for outcome in result.outcomes.values()],
+        "lint": _lint_findings(plan, result),
     }
+
+
+def _lint_findings(plan: Plan, result: RunResult) -> list[dict[str, Any]]:
+    """The Dockerfile lint findings of the run, paths relative to the pipeline."""
+    from buildflow.lint import to_json
+
+    return to_json(result.lint, plan.pipeline.root) if result.lint else []
 
 
 def _run_status(result: RunResult) -> str:
@@ -89,6 +138,8 @@ def _target_document(outcome: Outcome) -> dict[str, Any]:
         "cached_steps": outcome.cached_steps,
         "error": outcome.error or None,
         "why": outcome.why or None,
+        "tests": [result.to_json() for result in outcome.tests],
+        "size": outcome.size,
     }
 
 

@@ -16,11 +16,13 @@ from buildflow.errors import FieldPath, Problem, did_you_mean, quoted
 from buildflow.fingerprint import ContextError, context_digest, file_digest, target_fingerprint
 from buildflow.graph import cycle_paths, layers
 from buildflow.inference import TagIndex, named_parents
+from buildflow.layers import parse_size
 from buildflow.model import (
     BASE_IMAGE_ARG,
     CachePolicy,
     Edge,
     EdgeKind,
+    LintPolicy,
     Pipeline,
     RebuildPolicy,
     RetryPolicy,
@@ -42,7 +44,8 @@ from buildflow.variables import (
 _MERGED_MAPPINGS = ("args", "labels", "secrets")
 _FINGERPRINT = "{fingerprint}"
 _FROM, _AFTER = EdgeKind.FROM, EdgeKind.DEPENDS_ON
-_SETTING_KEYS = frozenset({"description", "secrets", "cache", "push", "network", "test"})
+_Settings = tuple[str, tuple[Secret, ...], CachePolicy, bool, str, TestPolicy, LintPolicy, int]
+_SETTING_KEYS = frozenset({"description", "secrets", "cache", "push", "network", "test", "lint", "size_budget"})
 
 Scope = dict[str, "str | Ambiguous"]
 BaseResolver = Callable[[Sequence[str]], Mapping[str, str]]  # external image names -> digests (those found)
@@ -138,7 +141,7 @@ class Resolver:
         self._reported: set[tuple[FieldPath, str]] = set()
         self._sources: dict[tuple[str, str], tuple[_Source | None, list[tuple[str, str]]]] = {}
         self._fingerprint_tags: dict[str, bool] = {}
-        self._shared: dict[str, tuple[str, tuple[Secret, ...], CachePolicy, bool, str, TestPolicy]] = {}
+        self._shared: dict[str, _Settings] = {}
         self._dockerfiles: dict[Path, dockerfiles.Dockerfile | dockerfiles.DockerfileError] = {}
         self._spent = _Budget()
 
@@ -731,7 +734,7 @@ class Resolver:
                 self._fingerprint_tag(image, index, tag, fingerprint) if _FINGERPRINT in tag else tag
                 for index, tag in enumerate(tags)
             )
-        description, secrets, cache, push, network, tests = self._settings(image.name)
+        description, secrets, cache, push, network, tests, lint, size_budget = self._settings(image.name)
         return Target(
             id=image.id,
             name=image.name,
@@ -753,6 +756,8 @@ class Resolver:
             variables={name: value for name, value in image.scope.items() if isinstance(value, str)},
             fingerprint=fingerprint,
             bases=bases,
+            lint=lint,
+            size_budget=size_budget,
         )
 
     def _uses_fingerprint(self, name: str) -> bool:
@@ -761,8 +766,9 @@ class Resolver:
             self._fingerprint_tags[name] = any(_FINGERPRINT in tag for tag in self.specs[name].get("tags", ()))
         return self._fingerprint_tags[name]
 
-    def _settings(self, name: str) -> tuple[str, tuple[Secret, ...], CachePolicy, bool, str, TestPolicy]:
-        """Description, secrets, cache, push, network and tests: shared by every target that sets none of them."""
+    def _settings(self, name: str) -> _Settings:
+        """Description, secrets, cache, push, network, tests, lint and size budget: shared by every target that
+        sets none of them."""
         key = "" if _SETTING_KEYS.isdisjoint(self.raw[name]) else name
         if key not in self._shared:
             spec = self.specs[name]
@@ -773,6 +779,8 @@ class Resolver:
                 spec.get("push", bool(self.registry)),
                 spec.get("network", "default"),
                 TestPolicy.from_spec(spec),
+                LintPolicy.from_spec(spec, self.spec.get("defaults", {})),
+                parse_size(spec["size_budget"]) if "size_budget" in spec else 0,
             )
         return self._shared[key]
 

@@ -7,10 +7,11 @@ import heapq
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from buildflow.engine.base import (
     BuildOptions,
@@ -34,6 +35,8 @@ from buildflow.freshness import (
     encode,
     moved_parents,
 )
+from buildflow.imagetests import ImageTest, TestResult, failure, image_tests, image_tests_key, run_tests
+from buildflow.layers import over_budget, size_document
 from buildflow.model import RetryPolicy, Target
 from buildflow.planner import Plan
 
@@ -68,6 +71,8 @@ class Outcome:
     error: str = ""
     released: tuple[str, ...] = ()
     why: str = ""  # why it was built, or why it was reused
+    tests: list[TestResult] = field(default_factory=list)
+    size: dict[str, Any] | None = None  # the size and waste report (layers.SizeReport.to_json) of a pushed image
 
     @property
     def succeeded(self) -> bool:
@@ -111,6 +116,7 @@ class RunResult:
     seconds: float
     released: bool = False
     release_error: str = ""
+    lint: list[Any] = field(default_factory=list)  # the Dockerfile lint findings of the run (lint.Finding)
 
     @property
     def ok(self) -> bool:
@@ -140,6 +146,7 @@ class Scheduler:
         self.by_reference: dict[str, Outcome] = {}
         self._push_locks: dict[str, threading.Lock] = {}
         self._assessments: dict[str, Future[Assessment]] = {}
+        self._tests: dict[str, tuple[ImageTest, ...]] = {}  # each target's tests, with inherited ones
         self.stopping = False
         self.interrupted = ""  # the signal that interrupted the run, if one did
 
@@ -267,6 +274,8 @@ class Scheduler:
             parents = self._parent_references(outcome.target)
             record = self._reuse_or_explain(outcome, parents)
             if outcome.status == Status.REUSED:
+                self._test_reused(outcome, record)
+                self._measure(outcome, parents, record)
                 return
             self._check_secrets(outcome.target)
             epoch = str(record.get("source_date_epoch", "")) if record else self.options.source_date_epoch
@@ -286,8 +295,10 @@ class Scheduler:
                 result.total_steps,
                 result.cached_steps,
             )
+            self._test(outcome, outcome.reference)
             if request.push:
                 self._push(outcome)
+                self._measure(outcome, parents)
                 self._store_record(outcome, parents, epoch)
         except EngineError as error:
             if self.interrupted:
@@ -298,6 +309,56 @@ class Scheduler:
             outcome.status = Status.BUILT
         finally:
             outcome.finished = time.time()
+
+    def _test(self, outcome: Outcome, image: str) -> None:
+        """Run the target's tests (its own and inherited) in `image`; raise the first failure as an EngineError."""
+        tests = image_tests(self.pipeline, outcome.target.id, self._tests)
+        if not tests:
+            return
+        self.events("testing", outcome, tests=len(tests))
+        outcome.tests = run_tests(self.engine, image, tests)
+        error = failure(outcome.target.id, outcome.tests)
+        if error is not None:
+            raise error
+        self.events("tested", outcome, tests=len(tests), passed=sum(r.status == "passed" for r in outcome.tests))
+
+    def _test_reused(self, outcome: Outcome, record: Record | None) -> None:
+        """Test a reused image unless its record says these very tests passed; then record that they did."""
+        tests = image_tests(self.pipeline, outcome.target.id, self._tests)
+        if not tests or (record is not None and record.get("tests") == image_tests_key(tests)):
+            return
+        outcome.why += "; its tests changed since it was built" if record is not None else ""
+        self._test(outcome, outcome.built_as)
+        if record is not None:
+            self._put_record(outcome, {**record, "tests": image_tests_key(tests)})
+
+    def _measure(self, outcome: Outcome, parents: Mapping[str, str], record: Record | None = None) -> None:
+        """Size and waste report of a pushed image (a reused one's from its record), checked against the target's
+        size budget. Without a budget, a report that cannot be made is only noted."""
+        if not outcome.pushed:
+            return
+        try:
+            outcome.size = (record or {}).get("size") or self._size_document(outcome, parents)
+        except EngineError as error:
+            if outcome.target.size_budget:
+                raise EngineError(f"its size budget could not be checked: {error}", transient=error.transient) from None
+            outcome.why += f"; its size was not measured ({error})"
+            return
+        over = over_budget(outcome.target.size_budget, outcome.size)
+        if over:
+            raise EngineError(over, transient=False)
+
+    def _size_document(self, outcome: Outcome, parents: Mapping[str, str]) -> dict[str, Any]:
+        """Measure a pushed image against the layers of the image it is built on."""
+        lineage = [edge.parent for edge in outcome.target.parents if edge.lineage and edge.parent in parents]
+        parent_layers: Sequence[str] = ()
+        if lineage:
+            parent = self.outcomes.get(lineage[0])
+            if parent is not None and parent.size is not None:
+                parent_layers = [layer["digest"] for layer in parent.size["layers"]]
+            elif "@" in parents[lineage[0]]:
+                parent_layers = self.engine.layer_digests(parents[lineage[0]])
+        return size_document(self.engine.image_size(outcome.built_as, parent_layers))
 
     def _reuse_or_explain(self, outcome: Outcome, parents: Mapping[str, str]) -> Record | None:
         """Mark a target REUSED when its image is up to date, else say why it is built; its record, if any."""
@@ -355,6 +416,13 @@ class Scheduler:
         record = build_record(
             outcome.target, self.pipeline, digest=outcome.digest, parent_digests=_digests(parents), epoch=epoch
         )
+        record["tests"] = image_tests_key(image_tests(self.pipeline, outcome.target.id, self._tests))
+        if outcome.size is not None:
+            record["size"] = outcome.size
+        self._put_record(outcome, record)
+
+    def _put_record(self, outcome: Outcome, record: Record) -> None:
+        """Store a record under its fingerprint and as the target's latest; a failure only costs a rebuild."""
         data = encode(record)
         try:
             self.publisher.put_record(record_reference(outcome.target, self.pipeline.registry), data)

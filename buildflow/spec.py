@@ -43,6 +43,13 @@ class TestSpec(TypedDict, total=False):
     inherit: bool
 
 
+class LintSpec(TypedDict, total=False):
+    """`lint:`: which hadolint findings count."""
+
+    threshold: str
+    ignore: list[str]
+
+
 class MatrixSpec(TypedDict, total=False):
     """Matrix axes plus the reserved keys exclude and include."""
 
@@ -69,6 +76,8 @@ TargetSpec = TypedDict(
         "push": bool,
         "network": str,
         "test": list[str] | TestSpec,
+        "lint": LintSpec,
+        "size_budget": int | str,
         "matrix": dict[str, Any],
     },
     total=False,

@@ -10,7 +10,10 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from buildflow.layers import SizeReport
 
 from buildflow.model import BASE_IMAGE_ARG, EdgeKind, Secret, Target
 from buildflow.variables import slug
@@ -71,6 +74,32 @@ class BuildResult:
     log_tail: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class TestRequest:
+    """One test command to run in a fresh container of an image."""
+
+    __test__ = False  # not a pytest test class
+
+    image: str
+    command: str
+    env: Mapping[str, str]
+    timeout: int
+    network: str
+    gpus: str = ""
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """How a test command ended: its exit code and output, or a timeout."""
+
+    __test__ = False  # not a pytest test class
+
+    exit_code: int
+    output: str
+    seconds: float
+    timed_out: bool = False
+
+
 class Engine(Protocol):
     """A container engine that builds images and talks to registries."""
 
@@ -108,6 +137,22 @@ class Engine(Protocol):
 
     def put_record(self, reference: str, data: bytes) -> None:
         """Store a build record in a registry under `reference`."""
+        ...
+
+    def run_test(self, request: TestRequest) -> TestRun:
+        """Run a test command in a new container of an image (pulled if missing), then remove the container."""
+        ...
+
+    def has_gpus(self) -> bool:
+        """True when the engine can give containers GPUs."""
+        ...
+
+    def image_size(self, reference: str, parent_layers: Sequence[str]) -> SizeReport:
+        """The size and waste report of an image in a registry; layers shared with the parent's are not added."""
+        ...
+
+    def layer_digests(self, reference: str) -> tuple[str, ...]:
+        """The layer digests of an image in a registry (its manifest only)."""
         ...
 
 

@@ -10,14 +10,18 @@ import re
 import signal
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from buildflow.engine.base import RECORD_MEDIA_TYPE, BuildRequest, BuildResult, EngineError
+from buildflow.engine.base import RECORD_MEDIA_TYPE, BuildRequest, BuildResult, EngineError, TestRequest, TestRun
 from buildflow.engine.registry import DOCKER_HUB, Reference, RegistryClient
 from buildflow.errors import EngineUnavailable
 from buildflow.model import Secret
+
+if TYPE_CHECKING:
+    from buildflow.layers import LayerCache, SizeReport
 
 DEFAULT_TIMEOUT = 1800
 _STEP = re.compile(r"^#(\d+) \[(?:[^\]]* )?\d+/\d+\] (?!FROM )")  # a Dockerfile instruction, not FROM
@@ -35,6 +39,9 @@ _PERMANENT = re.compile(
     re.IGNORECASE,
 )
 TIMED_OUT = 124  # exit code of timeout(1)
+_USAGE_HINT = "Run 'docker run --help'"  # what docker run adds after its own errors
+DOCKER_RUN_FAILED = 125  # docker run's own failure (no such image, daemon gone), not the command's
+KILLED = (-signal.SIGKILL, 128 + signal.SIGKILL)  # timeout -s KILL signals its own process group too
 _UNAUTHORIZED = re.compile(r"\b401\b|unauthorized|no basic auth credentials|authentication required", re.IGNORECASE)
 
 
@@ -151,6 +158,59 @@ class BuildxEngine:
         """Store a build record under `reference`."""
         self.registry.put_artifact(reference, data, RECORD_MEDIA_TYPE)
 
+    def run_test(self, request: TestRequest) -> TestRun:
+        """Run `sh -c COMMAND` in a new container of an image (its entrypoint reset), killed after the timeout;
+        the container is removed whatever happens."""
+        from python_on_whales import DockerException
+        from python_on_whales.utils import run
+
+        self._check_once()
+        name = f"buildflow-test-{uuid.uuid4().hex[:12]}"
+        started = time.monotonic()
+        try:
+            stdout, stderr = run(_test_command(request, name), return_stderr=True)
+            return TestRun(0, _joined(stdout, stderr), time.monotonic() - started)
+        except DockerException as error:
+            seconds = time.monotonic() - started
+            if error.return_code == DOCKER_RUN_FAILED:
+                raise classify((error.stderr or "").splitlines(), error.return_code) from None
+            timed_out = error.return_code in (*KILLED, TIMED_OUT) and seconds >= request.timeout
+            return TestRun(error.return_code, _joined(error.stdout, error.stderr), seconds, timed_out)
+        finally:
+            self._remove_container(name)
+
+    def has_gpus(self) -> bool:
+        """True when the engine has the NVIDIA runtime (what `docker run --gpus` needs)."""
+        return "nvidia" in self._docker_output(["info", "--format", "{{json .Runtimes}}"])
+
+    def image_size(self, reference: str, parent_layers: Sequence[str]) -> SizeReport:
+        """The size and waste report of an image in a registry, its layers streamed from there (listings cached)."""
+        from buildflow.layers import from_registry
+
+        return from_registry(self.registry, reference, parent_layers=parent_layers, cache=self.layer_cache)
+
+    def layer_digests(self, reference: str) -> tuple[str, ...]:
+        """The layer digests of an image in a registry."""
+        from buildflow.layers import layer_digests
+
+        return layer_digests(self.registry, reference)
+
+    @functools.cached_property
+    def layer_cache(self) -> LayerCache:
+        """File listings of layers by digest, kept across runs in the user's cache directory."""
+        from buildflow.layers import LayerCache
+
+        cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        return LayerCache(directory=cache_home / "buildflow" / "layers")
+
+    def _remove_container(self, name: str) -> None:
+        """Remove a test container if it is still there (killed client, timeout, interrupted run)."""
+        from python_on_whales import DockerException
+        from python_on_whales.utils import run
+
+        with contextlib.suppress(DockerException):
+            run(["docker", "rm", "--force", name])
+
     def _inspect_digest(self, reference: str) -> str | None:
         """A registry digest as `docker buildx imagetools inspect` finds it."""
         output = self._docker_output(["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference])
@@ -227,6 +287,26 @@ def _build_arguments(request: BuildRequest, metadata: Path) -> dict[str, Any]:
         "progress": "plain",
         "stream_logs": True,
     }
+
+
+def _test_command(request: TestRequest, name: str) -> list[str]:
+    """timeout -s KILL SECONDS docker run ... IMAGE sh -c COMMAND."""
+    command = ["timeout", "-s", "KILL", str(request.timeout), "docker", "run", "--rm", "--name", name]
+    command += ["--pull", "missing", "--entrypoint", ""]
+    if request.network != "default":
+        command += ["--network", request.network]
+    for key, value in sorted(request.env.items()):
+        command += ["--env", f"{key}={value}"]
+    if request.gpus:
+        command += ["--gpus", request.gpus]
+    return [*command, request.image, "sh", "-c", request.command]
+
+
+def _joined(stdout: str | bytes | None, stderr: str | bytes | None) -> str:
+    """A container's output and error output, one after the other, without docker run's usage hint."""
+    parts = [part.decode(errors="replace") if isinstance(part, bytes) else part for part in (stdout, stderr) if part]
+    lines = "\n".join(part.rstrip("\n") for part in parts).splitlines()
+    return "\n".join(line for line in lines if not line.startswith(_USAGE_HINT))
 
 
 def _secret_argument(secret: Secret) -> str:

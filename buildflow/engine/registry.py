@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import email.utils
 import hashlib
+import http.client
+import io
 import json
 import os
 import re
@@ -21,6 +23,7 @@ import urllib.request
 from collections.abc import Mapping
 from email.message import Message
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from buildflow import references
 from buildflow.engine.base import EngineError
@@ -115,6 +118,81 @@ class RegistryClient:
         if status == 404 or "sha256:" + hashlib.sha256(data).hexdigest() != config["digest"]:
             return None
         return data
+
+    def manifest(self, reference: str) -> tuple[dict[str, Any], str]:
+        """The parsed manifest (or index) a reference names, and its media type; EngineError when it is missing."""
+        ref = Reference(reference)
+        status, headers, body = self._request("GET", ref, f"manifests/{ref.tag}", {"Accept": MANIFEST_TYPES})
+        if status == 404:
+            raise EngineError(f"{reference} is not in the registry", transient=False)
+        if ref.tag.startswith("sha256:") and "sha256:" + hashlib.sha256(body).hexdigest() != ref.tag:
+            raise EngineError(f"{reference}: the registry answered a manifest with another digest", transient=False)
+        try:
+            manifest = json.loads(body)
+        except ValueError:
+            manifest = None
+        if not isinstance(manifest, dict):
+            raise EngineError(f"{reference}: the registry answered a manifest that is no JSON object", transient=False)
+        content_type = (headers.get("Content-Type") or "").split(";")[0].strip()
+        media_type = manifest.get("mediaType") or content_type or _OCI_MANIFEST
+        return manifest, str(media_type)
+
+    def blob(self, reference: str, digest: str) -> BinaryIO:
+        """A stream of one blob of a reference's repository, checked against its digest when read to the end."""
+        ref = Reference(reference)
+        url = f"{_scheme(ref.host)}://{ref.host}/v2/{ref.repository}/blobs/{digest}"
+        response = self._open_stream(ref, url)
+        return io.BufferedReader(_VerifiedStream(response, digest, f"{ref.host}/{ref.repository}@{digest}"))
+
+    def blob_json(self, reference: str, digest: str) -> Any:
+        """A small JSON blob (an image config), parsed, after checking its digest."""
+        ref = Reference(reference)
+        status, _, data = self._request("GET", ref, f"blobs/{digest}", {})
+        where = f"{ref.host}/{ref.repository}@{digest}"
+        if status == 404:
+            raise EngineError(f"blob {where} is not in the registry", transient=False)
+        if not _digest_matches(digest, data):
+            raise EngineError(f"blob {where}: its content does not match its digest", transient=False)
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise EngineError(f"blob {where} is not JSON", transient=False) from None
+
+    def _open_stream(self, ref: Reference, url: str) -> http.client.HTTPResponse:
+        """A GET whose answer is read as a stream, authenticating once when challenged; errors become EngineErrors."""
+        response = self._send_streaming(url, {}, ref)
+        if response.status == 401:
+            challenge = response.headers.get("WWW-Authenticate", "")
+            response.close()
+            authorization = self._authorize(ref, challenge)
+            if authorization:
+                response = self._send_streaming(url, {"Authorization": authorization}, ref)
+        if response.status < 400:
+            return response
+        status, retry_after = response.status, response.headers.get("Retry-After", "")
+        response.close()
+        where = f"{ref.host}/{ref.repository}/{url.rpartition('/')[2]}"
+        if status in (401, 403):
+            raise EngineError(f"not logged in to {ref.host}: run docker login {ref.host}", transient=False)
+        if status == 404:
+            raise EngineError(f"blob {where} is not in the registry", transient=False)
+        transient = status >= 500 or status == 429
+        wait = _retry_after(retry_after) if transient else None
+        raise EngineError(f"GET {where}: {status} from {ref.host}", transient=transient, retry_after=wait)
+
+    def _send_streaming(self, url: str, headers: Mapping[str, str], ref: Reference) -> http.client.HTTPResponse:
+        """_send for a GET whose body the caller reads (and closes): the open response, error statuses included."""
+        token = self._tokens.get((ref.host, ref.repository))
+        all_headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **headers}
+        request = urllib.request.Request(url, method="GET", headers=all_headers)
+        try:
+            response: http.client.HTTPResponse = _opener(url).open(request, timeout=self.timeout)
+        except urllib.error.HTTPError as error:
+            return error  # type: ignore[return-value]  # an HTTPError is a response with a status, headers and body
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise EngineError(f"{ref.host}: {reason}", transient=True) from None
+        return response
 
     def _upload_blob(self, ref: Reference, digest: str, data: bytes) -> None:
         """Upload one blob (monolithic POST then PUT), unless the repository has it already."""
@@ -234,6 +312,50 @@ def _retry_after(value: str) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _digest_matches(digest: str, data: bytes) -> bool:
+    """Whether data has a digest; True for algorithms hashlib does not know (nothing to check against)."""
+    algorithm, _, hexdigest = digest.partition(":")
+    try:
+        return hashlib.new(algorithm, data).hexdigest() == hexdigest
+    except ValueError:
+        return True
+
+
+class _VerifiedStream(io.RawIOBase):
+    """A blob download, read as it arrives, that raises EngineError at its end when it does not match its digest."""
+
+    def __init__(self, response: http.client.HTTPResponse, digest: str, where: str) -> None:
+        super().__init__()
+        algorithm, _, self._expected = digest.partition(":")
+        try:
+            self._hash: Any = hashlib.new(algorithm)
+        except ValueError:
+            self._hash = None
+        self._response, self._where, self._checked = response, where, False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Read the next bytes into buffer; at the end, check the digest of everything read."""
+        try:
+            count = self._response.readinto(buffer)
+        except (OSError, http.client.HTTPException) as error:
+            raise EngineError(f"blob {self._where}: {error}", transient=True) from None
+        if count and self._hash is not None:
+            self._hash.update(memoryview(buffer)[:count])
+        elif not count and not self._checked:
+            self._checked = True
+            if self._hash is not None and self._hash.hexdigest() != self._expected:
+                raise EngineError(f"blob {self._where}: its content does not match its digest", transient=False)
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            self._response.close()
+        super().close()
 
 
 def _basic(credentials: tuple[str, str]) -> str:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from buildflow.engine.base import BuildRequest, BuildResult, Engine, EngineError
+from buildflow.engine.base import BuildRequest, BuildResult, Engine, EngineError, TestRequest, TestRun
 from buildflow.model import RetryPolicy
+
+if TYPE_CHECKING:
+    from buildflow.layers import SizeReport
 
 Result = TypeVar("Result")
 RETRY_AFTER_CAP = 300.0  # seconds: a Retry-After longer than this is not waited out
@@ -68,6 +71,22 @@ class RetryingEngine:
     def put_record(self, reference: str, data: bytes) -> None:
         """Store a build record, retrying transient failures."""
         self._call(reference, self.engine.put_record, reference, data)
+
+    def run_test(self, request: TestRequest) -> TestRun:
+        """Run a test; a failing test is a result, only engine failures are retried."""
+        return self._call(request.image, self.engine.run_test, request)
+
+    def has_gpus(self) -> bool:
+        """Ask the engine whether it has GPUs, retrying transient failures."""
+        return self._call("gpus", self.engine.has_gpus)
+
+    def image_size(self, reference: str, parent_layers: Sequence[str]) -> SizeReport:
+        """Measure an image, retrying transient failures."""
+        return self._call(reference, self.engine.image_size, reference, parent_layers)
+
+    def layer_digests(self, reference: str) -> tuple[str, ...]:
+        """An image's layer digests, retrying transient failures."""
+        return self._call(reference, self.engine.layer_digests, reference)
 
     def _call(self, subject: str, function: Callable[..., Result], *args: Any) -> Result:
         tenacity = self.tenacity

@@ -200,13 +200,21 @@ def test_summary_heading_totals_and_table(plan: Plan, mixed: RunResult) -> None:
     assert lines[0] == "## buildflow: failed"
     assert "1 built, 1 reused, 1 failed, 1 blocked in 4.5s." in lines
     rows = _table_rows(markdown)
-    assert _cells(rows[0]) == ["Target", "Status", "Why", "Digest", "Tags", "Time"]
+    assert _cells(rows[0]) == ["Target", "Status", "Why", "Digest", "Size", "Tags", "Time"]
     assert len(rows) == 2 + len(plan.steps)
     by_target = {_cells(row)[0]: _cells(row) for row in rows[2:]}
     assert sorted(by_target) == ["app", "base", "cpu", "cuda"]
-    assert by_target["cpu"] == ["cpu", "BUILT", "new Dockerfile", "sha256:abababababab", "cpu:1, cpu:latest", "2.5s"]
-    assert by_target["base"][1:5] == ["REUSED", "fingerprint abc in registry", "sha256:abababababab", "r:bf-1"]
-    assert by_target["app"] == ["app", "BLOCKED", "cuda failed", "-", "-", "-"]
+    assert by_target["cpu"] == [
+        "cpu",
+        "BUILT",
+        "new Dockerfile",
+        "sha256:abababababab",
+        "-",
+        "cpu:1, cpu:latest",
+        "2.5s",
+    ]
+    assert by_target["base"][1:6] == ["REUSED", "fingerprint abc in registry", "sha256:abababababab", "-", "r:bf-1"]
+    assert by_target["app"] == ["app", "BLOCKED", "cuda failed", "-", "-", "-", "-"]
     assert by_target["cuda"][2] == ERROR_CELL
 
 
@@ -214,9 +222,40 @@ def test_summary_escapes_pipes_and_newlines(plan: Plan, mixed: RunResult) -> Non
     """Pipes and line breaks in a cell do not break the table."""
     mixed.outcomes["cuda"].error = "a | b\nc || d"
     rows = _table_rows(summary_markdown(plan, mixed))
-    assert all(len(_cells(row)) == 6 for row in rows)
+    assert all(len(_cells(row)) == 7 for row in rows)
     cuda = next(_cells(row) for row in rows if row.startswith("| cuda "))
     assert cuda[2] == "a \\| b<br>c \\|\\| d"
+
+
+SIZE = {
+    "size": 7_000_000,
+    "added": 5_000_000,
+    "wasted_here": 5_000_000,
+    "waste": [
+        {
+            "path": "/tmp/x.bin",
+            "bytes": 5_000_000,
+            "how": "deleted",
+            "written_in": 2,
+            "written_by": "RUN dd of=/tmp/x.bin",
+            "removed_in": 3,
+            "removed_by": "RUN rm /tmp/x.bin",
+            "here": True,
+        }
+    ],
+}
+
+
+def test_summary_shows_sizes_and_wasted_space(plan: Plan, mixed: RunResult) -> None:
+    """The Size cell and a Wasted space list naming the file and both instructions."""
+    mixed.outcomes["cpu"].size = SIZE
+    markdown = summary_markdown(plan, mixed)
+    cpu = next(_cells(row) for row in _table_rows(markdown) if row.startswith("| cpu "))
+    assert cpu[4] == "7.0 MB (+5.0 MB, 5.0 MB wasted)"
+    assert (
+        "- cpu: /tmp/x.bin 5.0 MB, written by layer 2 `RUN dd of=/tmp/x.bin`, deleted by layer 3 `RUN rm /tmp/x.bin`"
+        in markdown.splitlines()
+    )
 
 
 def test_summary_succeeded_has_no_release_error(plan: Plan, built: RunResult) -> None:

@@ -185,7 +185,7 @@ def test_summary_and_report(pipeline) -> None:  # type: ignore[no-untyped-def]
     outcomes["app"].status, outcomes["app"].error = Status.BLOCKED, "cuda failed"
     result = RunResult(outcomes, 2.0)
     table = summary_table(result)
-    assert "base    BUILT    1.5s  sha256:111111111111  r:bf-1 [2/2 steps cached]" in table
+    assert "base    BUILT    1.5s  sha256:111111111111  -     r:bf-1 [2/2 steps cached]" in table
     assert "cuda    FAILED" in table and "failed to solve: exit code: 1" in table
     assert "Release tags not applied" in table
     document = json.loads(json.dumps(report_document(plan, result)))

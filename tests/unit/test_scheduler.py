@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from buildflow.engine.base import BuildOptions, BuildRequest, BuildResult, EngineError
+from buildflow.engine.base import BuildOptions, BuildRequest, BuildResult, EngineError, TestRequest, TestRun
+from buildflow.layers import LayerInfo, SizeReport
 from buildflow.model import RetryPolicy
 from buildflow.planner import make_plan
 from buildflow.scheduler import RunOptions, Scheduler, Status
@@ -54,6 +55,7 @@ class FakeEngine:
         self.most_running = 0
         self.records: dict[str, bytes] = {}
         self.registry: dict[str, str] = {}
+        self.layer_size = 1000
 
     def build(self, request: BuildRequest) -> BuildResult:
         with self.lock:
@@ -105,6 +107,24 @@ class FakeEngine:
 
     def tag_local(self, source: str, references: Sequence[str]) -> None:
         self.tags.append((source, tuple(references)))
+
+    def run_test(self, request: TestRequest) -> TestRun:
+        with self.lock:
+            self.log.append(("test", f"{request.image} {request.command}"))
+        return TestRun(1 if request.command == "false" else 0, "", 0.0)
+
+    def has_gpus(self) -> bool:
+        return False
+
+    def image_size(self, reference: str, parent_layers: Sequence[str]) -> SizeReport:
+        digest = reference.rpartition("@")[2]
+        layers = (*parent_layers, digest)
+        infos = tuple(LayerInfo(i, layer, self.layer_size, self.layer_size, "RUN x") for i, layer in enumerate(layers))
+        total = self.layer_size * len(layers)
+        return SizeReport(reference, total, total, infos, self.layer_size, 1, 0, ())
+
+    def layer_digests(self, reference: str) -> tuple[str, ...]:
+        return ()
 
 
 def run(tmp_path: Path, engine: FakeEngine, *names: str, downstream: Sequence[str] = (), **options: object):  # type: ignore[no-untyped-def]
