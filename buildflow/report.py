@@ -56,12 +56,18 @@ def waste_lines(result: RunResult, most: int = 3) -> list[str]:
         for entry in entries[:most]:
             lines.append(
                 f"{outcome.target.id}: {entry['path']} {human(entry['bytes'])}, written by layer "
-                f"{entry['written_in']} `{entry['written_by']}`, {entry['how']} by layer {entry['removed_in']} "
-                f"`{entry['removed_by']}`"
+                f"{entry['written_in']} `{_short(entry['written_by'])}`, {entry['how']} by layer {entry['removed_in']} "
+                f"`{_short(entry['removed_by'])}`"
             )
         if len(entries) > most:
             lines.append(f"{outcome.target.id}: and {len(entries) - most} more (see the JSON report)")
     return lines
+
+
+def _short(instruction: str, most: int = 72) -> str:
+    """An instruction on one line, spaces collapsed, cut to `most` characters (the JSON report has it whole)."""
+    text = " ".join(instruction.split())
+    return text if len(text) <= most else text[: most - 3].rstrip() + "..."
 
 
 def summary_table(result: RunResult) -> str:
