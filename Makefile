@@ -64,6 +64,10 @@ bench-build: $(STAMP) engine ## Benchmark a cold pushed build of the 21-target t
 bench-noop: $(STAMP) engine ## Benchmark a re-run of the 21-target tree with nothing changed beside a warm bake
 	cd bench && ../$(BIN)/python noop_rerun.py
 
+.PHONY: bench-gates
+bench-gates: $(STAMP) engine ## Benchmark tests, lint and size reports on the 21-target tree beside bake plus scripted checks
+	cd bench && ../$(BIN)/python quality_gates.py
+
 .PHONY: bench-reliability
 bench-reliability: $(STAMP) engine ## Pushed runs through a registry failing 30% of requests: nothing lost or half-published
 	cd bench && ../$(BIN)/python reliability.py
@@ -73,7 +77,7 @@ bench-hostile: $(STAMP) ## Every hostile pipeline file through buildflow validat
 	cd bench && ../$(BIN)/python hostile_files.py
 
 .PHONY: bench
-bench: bench-plan bench-build bench-noop bench-reliability bench-hostile ## Run every benchmark (results in bench/RESULTS.md)
+bench: bench-plan bench-build bench-noop bench-gates bench-reliability bench-hostile ## Run every benchmark (results in bench/RESULTS.md)
 
 .PHONY: clean
 clean: ## Remove the virtualenv and caches

@@ -543,9 +543,10 @@ def _lint_before_build(the_plan: Any, mode: str) -> list[Any]:
     before anything is built."""
     if mode == "off":
         return []
+    from buildflow.caches import user_cache
     from buildflow.lint import lint, requests_for
 
-    findings = lint(requests_for(step.target for step in the_plan.steps))
+    findings = lint(requests_for(step.target for step in the_plan.steps), cache=user_cache("lint"))
     root = the_plan.pipeline.root
     for finding in findings:
         log.event("warning", "lint.finding", finding=finding.text(root))
@@ -640,12 +641,13 @@ def lint(
     Findings below a target's `lint.threshold` (default info) and the rules in `lint.ignore` are left out;
     `# hadolint ignore=DL3008` above an instruction works too. Exit code 1 when anything is found.
     """
+    from buildflow.caches import user_cache
     from buildflow.lint import lint as run_lint
     from buildflow.lint import render, requests_for, to_json
 
     the_plan = _plan(options, targets, downstream, since)
     requests = requests_for(step.target for step in the_plan.steps)
-    findings = run_lint(requests)
+    findings = run_lint(requests, cache=user_cache("lint"))
     root = the_plan.pipeline.root
     if output_format == "json":
         click.echo(json.dumps(to_json(findings, root), indent=2))

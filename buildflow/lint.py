@@ -7,6 +7,7 @@ Its inline pragmas (`# hadolint ignore=DL3008` on the line above an instruction)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ SEVERITIES = LINT_LEVELS  # most to least severe
 DEFAULT_THRESHOLD = "info"
 TIMEOUT = 60.0  # seconds for one hadolint call
 WORKERS = 4
+_CACHE_VERSION = 1  # of the cached reports' format
 
 BF001 = "BF001"
 BF001_LEVEL = "info"
@@ -121,24 +123,24 @@ def hadolint_binary() -> str:
     return found
 
 
-def lint(requests: Sequence[LintRequest], *, hadolint: str | None = None) -> list[Finding]:
+def lint(requests: Sequence[LintRequest], *, hadolint: str | None = None, cache: Path | None = None) -> list[Finding]:
     """Lint every requested Dockerfile once; each request keeps the findings its policy reports.
 
     Findings of the same (file, line, code) from several requests become one, listing all their targets.
-    Sorted by file, line and code.
+    Sorted by file, line and code. With a `cache` directory, hadolint's report on a Dockerfile is kept there,
+    keyed by the Dockerfile's bytes and the hadolint binary, and not asked for again.
     """
     if not requests:
         return []
     binary = hadolint or hadolint_binary()
     files = list(dict.fromkeys(request.dockerfile for request in requests))
-    with tempfile.TemporaryDirectory(prefix="buildflow-lint-") as scratch:
-        config = Path(scratch) / "hadolint.yaml"
-        config.write_text("{}\n")  # an empty mapping: every rule on, default levels (an empty file is an error)
-        environment = _isolated_environment(scratch)
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(files))) as pool:
-            reports = dict(
-                zip(files, pool.map(lambda file: _run(binary, file, config, scratch, environment), files), strict=True)
-            )
+    keys = {file: _cache_key(binary, file) for file in files} if cache else {}
+    reports = {file: found for file in files if (found := _cached(cache, keys.get(file))) is not None}
+    missing = [file for file in files if file not in reports]
+    if missing:
+        reports |= _hadolint_all(binary, missing)
+        for file in missing:
+            _keep(cache, keys.get(file), reports[file])
     merged: dict[tuple[Path, int, str], tuple[str, str, list[str]]] = {}
     for request in requests:
         raw = [*reports[request.dockerfile], *_own_findings(request)]
@@ -157,6 +159,50 @@ def lint(requests: Sequence[LintRequest], *, hadolint: str | None = None) -> lis
 
 
 _Raw = tuple[int, str, str, str]  # line, code, level, message
+
+
+def _hadolint_all(binary: str, files: Sequence[Path]) -> dict[Path, list[_Raw]]:
+    """hadolint's findings for each Dockerfile, a few at a time, with an empty configuration of buildflow's."""
+    with tempfile.TemporaryDirectory(prefix="buildflow-lint-") as scratch:
+        config = Path(scratch) / "hadolint.yaml"
+        config.write_text("{}\n")  # an empty mapping: every rule on, default levels (an empty file is an error)
+        environment = _isolated_environment(scratch)
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(files))) as pool:
+            found = pool.map(lambda file: _run(binary, file, config, scratch, environment), files)
+            return dict(zip(files, found, strict=True))
+
+
+def _cache_key(binary: str, dockerfile: Path) -> str:
+    """What hadolint's report depends on: the Dockerfile's bytes and the binary (path, size, modification time)."""
+    stat = Path(binary).stat()
+    identity = f"{_CACHE_VERSION}\0{Path(binary).absolute()}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode()
+    return hashlib.sha256(identity + dockerfile.read_bytes()).hexdigest()
+
+
+def _cached(cache: Path | None, key: str | None) -> list[_Raw] | None:
+    """A report kept in the cache, or None."""
+    if cache is None or key is None:
+        return None
+    try:
+        return [
+            (int(line), str(code), str(level), str(message))
+            for line, code, level, message in json.loads((cache / f"{key}.json").read_text())
+        ]
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _keep(cache: Path | None, key: str | None, report: list[_Raw]) -> None:
+    """Keep a report in the cache (written whole, then renamed); a cache that cannot be written is only slower."""
+    if cache is None or key is None:
+        return
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        temporary = cache / f".{key}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(report))
+        os.replace(temporary, cache / f"{key}.json")
+    except OSError:
+        pass
 
 
 def _own_findings(request: LintRequest) -> list[_Raw]:

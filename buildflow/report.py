@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from buildflow.imagetests import summary
-from buildflow.layers import human
 from buildflow.planner import Plan
 from buildflow.render import aligned
 from buildflow.scheduler import Outcome, RunResult, Status
+from buildflow.sizes import human
 
 
 def short_digest(digest: str) -> str:

@@ -16,7 +16,6 @@ from buildflow.errors import FieldPath, Problem, did_you_mean, quoted
 from buildflow.fingerprint import ContextError, context_digest, file_digest, target_fingerprint
 from buildflow.graph import cycle_paths, layers
 from buildflow.inference import TagIndex, named_parents
-from buildflow.layers import parse_size
 from buildflow.model import (
     BASE_IMAGE_ARG,
     CachePolicy,
@@ -30,6 +29,7 @@ from buildflow.model import (
     Target,
     TestPolicy,
 )
+from buildflow.sizes import parse_size
 from buildflow.spec import PipelineSpec, RebuildSpec, RetrySpec, TargetSpec
 from buildflow.templates import MAX_RENDERED_TOTAL, Ambiguous, TemplateError, render
 from buildflow.variables import (

@@ -36,9 +36,9 @@ from buildflow.freshness import (
     moved_parents,
 )
 from buildflow.imagetests import ImageTest, TestResult, failure, image_tests, image_tests_key, run_tests
-from buildflow.layers import over_budget, size_document
 from buildflow.model import RetryPolicy, Target
 from buildflow.planner import Plan
+from buildflow.sizes import over_budget
 
 
 class Status(StrEnum):
@@ -350,6 +350,8 @@ class Scheduler:
 
     def _size_document(self, outcome: Outcome, parents: Mapping[str, str]) -> dict[str, Any]:
         """Measure a pushed image against the layers of the image it is built on."""
+        from buildflow.layers import size_document  # tarfile, gzip: only for runs that push an image
+
         lineage = [edge.parent for edge in outcome.target.parents if edge.lineage and edge.parent in parents]
         parent_layers: Sequence[str] = ()
         if lineage:

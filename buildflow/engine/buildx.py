@@ -198,10 +198,10 @@ class BuildxEngine:
     @functools.cached_property
     def layer_cache(self) -> LayerCache:
         """File listings of layers by digest, kept across runs in the user's cache directory."""
+        from buildflow.caches import user_cache
         from buildflow.layers import LayerCache
 
-        cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        return LayerCache(directory=cache_home / "buildflow" / "layers")
+        return LayerCache(directory=user_cache("layers"))
 
     def _remove_container(self, name: str) -> None:
         """Remove a test container if it is still there (killed client, timeout, interrupted run)."""

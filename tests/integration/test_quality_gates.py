@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from buildflow.layers import human
+from buildflow.sizes import human
 from tests.integration.conftest import BASE, buildflow, make_project, registry_digest
 
 pytestmark = pytest.mark.integration

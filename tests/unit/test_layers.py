@@ -24,10 +24,9 @@ from buildflow.layers import (
     Waste,
     analyze,
     from_registry,
-    human,
     layer_digests,
-    parse_size,
 )
+from buildflow.sizes import human, parse_size
 
 # A layer is {path: what}: an int is a regular file of that many bytes, "dir" a directory, "->x" a symlink to x,
 # "=>x" a hard link to x. Whiteouts are the empty regular files OCI names them: "d/.wh.name", "d/.wh..wh..opq".

@@ -152,6 +152,22 @@ def test_hadolint_runs_once_per_dockerfile(tmp_path: Path) -> None:
     assert all("--format json --no-fail --no-color" in line and "--config" in line for line in invocations)
 
 
+def test_a_cache_keeps_reports_until_the_dockerfile_changes(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    wrapper = tmp_path / "hadolint"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {lint.hadolint_binary()} "$@"\n')
+    wrapper.chmod(0o755)
+    [target] = one_target(tmp_path, SLOPPY)
+    cache = tmp_path / "cache"
+    first = lint.lint(lint.requests_for([target]), hadolint=str(wrapper), cache=cache)
+    again = lint.lint(lint.requests_for([target]), hadolint=str(wrapper), cache=cache)
+    assert again == first and len(first) == 5
+    assert len(calls.read_text().splitlines()) == 1
+    target.dockerfile.write_text(CLEAN)
+    assert lint.lint(lint.requests_for([target]), hadolint=str(wrapper), cache=cache) == []
+    assert len(calls.read_text().splitlines()) == 2
+
+
 def test_a_missing_ignore_file_is_reported_as_bf001(tmp_path: Path) -> None:
     [target] = one_target(tmp_path, CLEAN, ignore_file=False)
     [finding] = run([target])
