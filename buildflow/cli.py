@@ -709,12 +709,13 @@ def _show_tests(results: dict[str, Any], problems: dict[str, str]) -> None:
     from buildflow.render import aligned
 
     rows = [
-        (target_id, result.test.command, result.status.upper(), f"{result.seconds:.1f}s", result.reason or "-")
+        (target_id, r.test.command, r.test.origin, r.status.upper(), f"{r.seconds:.1f}s", r.reason or "-")
         for target_id, found in results.items()
-        for result in found
+        for r in found
     ]
-    rows += [(target_id, "-", "NOT BUILT", "-", problem) for target_id, problem in problems.items()]
-    click.echo("\n".join(aligned(("TARGET", "TEST", "RESULT", "TIME", "DETAIL"), rows)) if rows else "no tests")
+    rows += [(target_id, "-", "-", "NOT BUILT", "-", problem) for target_id, problem in problems.items()]
+    header = ("TARGET", "TEST", "DECLARED BY", "RESULT", "TIME", "DETAIL")
+    click.echo("\n".join(aligned(header, rows)) if rows else "no tests")
 
 
 def _write_test_reports(
