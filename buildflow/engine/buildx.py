@@ -159,25 +159,30 @@ class BuildxEngine:
         self.registry.put_artifact(reference, data, RECORD_MEDIA_TYPE)
 
     def run_test(self, request: TestRequest) -> TestRun:
-        """Run `sh -c COMMAND` in a new container of an image (its entrypoint reset), killed after the timeout;
-        the container is removed whatever happens."""
+        """Run `sh -c COMMAND` in a new container of an image (its entrypoint reset), killed after the timeout.
+
+        `docker run --rm` removes the container when the command ends; when the client was killed instead
+        (timeout, interrupted run) the container is removed here."""
         from python_on_whales import DockerException
         from python_on_whales.utils import run
 
         self._check_once()
         name = f"buildflow-test-{uuid.uuid4().hex[:12]}"
-        started = time.monotonic()
+        started, removed = time.monotonic(), False
         try:
             stdout, stderr = run(_test_command(request, name), return_stderr=True)
+            removed = True
             return TestRun(0, _joined(stdout, stderr), time.monotonic() - started)
         except DockerException as error:
             seconds = time.monotonic() - started
+            removed = error.return_code not in (*KILLED, TIMED_OUT, -signal.SIGTERM, 128 + signal.SIGTERM)
             if error.return_code == DOCKER_RUN_FAILED:
                 raise classify((error.stderr or "").splitlines(), error.return_code) from None
             timed_out = error.return_code in (*KILLED, TIMED_OUT) and seconds >= request.timeout
             return TestRun(error.return_code, _joined(error.stdout, error.stderr), seconds, timed_out)
         finally:
-            self._remove_container(name)
+            if not removed:
+                self._remove_container(name)
 
     def has_gpus(self) -> bool:
         """True when the engine has the NVIDIA runtime (what `docker run --gpus` needs)."""

@@ -145,3 +145,16 @@ def test_a_reused_image_is_tested_again_only_when_its_tests_change(tmp_path: Pat
     base = project.targets()["base"]
     assert (base["status"], base["tests"][0]["status"]) == ("FAILED", "failed")
     assert "its tests changed since it was built" in (base["why"] or "")
+
+
+def test_no_test_container_is_left_behind(built: Project) -> None:
+    """Passing, failing and killed (timed-out) tests all leave no container."""
+    import subprocess
+
+    left = subprocess.run(
+        ["docker", "ps", "--all", "--quiet", "--filter", "name=buildflow-test-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert left == ""

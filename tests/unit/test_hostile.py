@@ -173,6 +173,14 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "alias-loop.yaml": (": a YAML alias refers to its own anchor, which makes an endless value; remove the loop",),
     "python-object.yaml": (":3: the tag '!!python/object:os.system' is not supported: remove it",),
     "python-apply.yaml": (":2: the tag '!!python/object/apply:os.system' is not supported: remove it",),
+    "size-budget-unit.yaml": (
+        ":4: targets.base.size_budget: '12 parsecs' is not allowed here; expected a size like 200MB, 1.5GB or 512MiB "
+        "(kB, MB, GB, TB or KiB, MiB, GiB, TiB)",
+    ),
+    "lint-settings.yaml": (
+        ":4: targets.base.lint.ignore[1]: 'rm -rf' is not allowed here; expected a rule code like DL3008, SC2086 or BF001",
+        ":4: targets.base.lint.threshold: 'loud' is not one of error, warning, info, style",
+    ),
     "binary-tag.yaml": (":4: binary values are not supported; use text, numbers, lists and mappings",),
     "include-tag.yaml": (":3: the tag '!include' is not supported: remove it",),
     "non-text-keys.yaml": (":4: keys must be plain text: quote the key ('true')",),
