@@ -178,7 +178,8 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "(kB, MB, GB, TB or KiB, MiB, GiB, TiB)",
     ),
     "lint-settings.yaml": (
-        ":4: targets.base.lint.ignore[1]: 'rm -rf' is not allowed here; expected a rule code like DL3008, SC2086 or BF001",
+        ":4: targets.base.lint.ignore[1]: 'rm -rf' is not allowed here; "
+        "expected a rule code like DL3008, SC2086 or BF001",
         ":4: targets.base.lint.threshold: 'loud' is not one of error, warning, info, style",
     ),
     "binary-tag.yaml": (":4: binary values are not supported; use text, numbers, lists and mappings",),
