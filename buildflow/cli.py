@@ -679,29 +679,43 @@ def test_images(
     Names select exactly those targets (all matrix images of a name); with none, every target. Exit code 1
     when a test fails or an image is not built yet.
     """
-    from buildflow.imagetests import built_image, image_tests, run_tests
     from buildflow.planner import ids
 
-    engine = _buildx()
-    the_plan = _plan(options, (), downstream, since, _lookup_engine(engine))
+    engine = _lookup_engine(_buildx())
+    the_plan = _plan(options, (), downstream, since, engine)
     pipeline = the_plan.pipeline
     chosen = ids(pipeline, targets) if targets else [step.target.id for step in the_plan.steps]
     results: dict[str, Any] = {}
     problems: dict[str, str] = {}
     for target_id in chosen:
-        tests = image_tests(pipeline, target_id)
-        if not tests:
-            continue
-        image = built_image(engine, pipeline, pipeline.targets[target_id], push=push)
-        if image is None:
-            problems[target_id] = f"not built for its current inputs: run buildflow build {target_id}"
-        else:
-            results[target_id] = run_tests(engine, image, tests)
+        outcome = _test_built(engine, pipeline, target_id, push)
+        if isinstance(outcome, str):
+            problems[target_id] = outcome
+        elif outcome:
+            results[target_id] = outcome
     _show_tests(results, problems)
     _write_test_reports(the_plan, results, problems, report_path, junit_path)
     failed = sum(1 for found in results.values() for result in found if not result.passed)
     if failed or problems:
-        raise RunFailed(f"buildflow: {failed} tests failed, {len(problems)} targets not built")
+        targets_text = "1 target" if len(problems) == 1 else f"{len(problems)} targets"
+        raise RunFailed(f"buildflow: {failed} tests failed; the tests of {targets_text} could not run")
+
+
+def _test_built(engine: Any, pipeline: Any, target_id: str, push: bool) -> list[Any] | str:
+    """The results of a target's tests on its built image, or why they could not run."""
+    from buildflow.engine.base import EngineError
+    from buildflow.imagetests import built_image, image_tests, run_tests
+
+    tests = image_tests(pipeline, target_id)
+    if not tests:
+        return []
+    try:
+        image = built_image(engine, pipeline, pipeline.targets[target_id], push=push)
+        if image is None:
+            return f"not built for its current inputs: run buildflow build {target_id}"
+        return run_tests(engine, image, tests)
+    except EngineError as error:
+        return str(error)
 
 
 def _show_tests(results: dict[str, Any], problems: dict[str, str]) -> None:
@@ -713,7 +727,7 @@ def _show_tests(results: dict[str, Any], problems: dict[str, str]) -> None:
         for target_id, found in results.items()
         for r in found
     ]
-    rows += [(target_id, "-", "-", "NOT BUILT", "-", problem) for target_id, problem in problems.items()]
+    rows += [(target_id, "-", "-", "NOT RUN", "-", problem) for target_id, problem in problems.items()]
     header = ("TARGET", "TEST", "DECLARED BY", "RESULT", "TIME", "DETAIL")
     click.echo("\n".join(aligned(header, rows)) if rows else "no tests")
 
@@ -728,7 +742,7 @@ def _write_test_reports(
             "targets": [
                 {"id": target_id, "tests": [r.to_json() for r in found]} for target_id, found in results.items()
             ],
-            "not_built": problems,
+            "not_run": problems,
         }
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(document, indent=2) + "\n")
