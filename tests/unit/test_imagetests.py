@@ -116,3 +116,16 @@ def test_a_failing_test_fails_its_target_blocks_its_children_and_releases_nothin
     assert engine.tags == [] and not result.released
     fine_tests = [line for kind, line in engine.log if kind == "test" and "/fine:" in line]
     assert len(fine_tests) == 1 and fine_tests[0].endswith(" true")  # base's test, inherited
+
+
+def test_buildflow_test_reports_an_engine_failure_as_a_line_not_a_crash(tmp_path: Path) -> None:
+    from buildflow.cli import _test_built
+    from buildflow.engine.base import EngineError
+
+    class Unreachable(Scripted):
+        def manifest_digest(self, reference: str) -> str | None:
+            raise EngineError("localhost:5000: connection refused", transient=True)
+
+    pipeline = load(tmp_path, PIPELINE, FILES)
+    assert _test_built(Unreachable(), pipeline, "app", True) == "localhost:5000: connection refused"
+    assert _test_built(Unreachable(), pipeline, "after", True) == []  # no tests: nothing to ask
