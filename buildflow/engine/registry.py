@@ -172,13 +172,9 @@ class RegistryClient:
         status, retry_after = response.status, response.headers.get("Retry-After", "")
         response.close()
         where = f"{ref.host}/{ref.repository}/{url.rpartition('/')[2]}"
-        if status in (401, 403):
-            raise EngineError(f"not logged in to {ref.host}: run docker login {ref.host}", transient=False)
         if status == 404:
             raise EngineError(f"blob {where} is not in the registry", transient=False)
-        transient = status >= 500 or status == 429
-        wait = _retry_after(retry_after) if transient else None
-        raise EngineError(f"GET {where}: {status} from {ref.host}", transient=transient, retry_after=wait)
+        raise _http_error(status, retry_after, ref, f"GET {where}")
 
     def _send_streaming(self, url: str, headers: Mapping[str, str], ref: Reference) -> http.client.HTTPResponse:
         """_send for a GET whose body the caller reads (and closes): the open response, error statuses included."""
@@ -240,12 +236,8 @@ class RegistryClient:
                 status, answer_headers, answer = self._send(
                     method, url, {**headers, "Authorization": authorization}, body, ref
                 )
-        if status in (401, 403):
-            raise EngineError(f"not logged in to {ref.host}: run docker login {ref.host}", transient=False)
         if status >= 400 and status != 404:
-            transient = status >= 500 or status == 429
-            wait = _retry_after(answer_headers.get("Retry-After", "")) if transient else None
-            raise EngineError(f"{method} {ref}: {status} from {ref.host}", transient=transient, retry_after=wait)
+            raise _http_error(status, answer_headers.get("Retry-After", ""), ref, f"{method} {ref}")
         return status, answer_headers, answer
 
     def _send(
@@ -312,6 +304,15 @@ def _retry_after(value: str) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _http_error(status: int, retry_after: str, ref: Reference, request: str) -> EngineError:
+    """The error of a failed registry call: not logged in (401, 403), or its status, transient for 5xx and 429."""
+    if status in (401, 403):
+        return EngineError(f"not logged in to {ref.host}: run docker login {ref.host}", transient=False)
+    transient = status >= 500 or status == 429
+    wait = _retry_after(retry_after) if transient else None
+    return EngineError(f"{request}: {status} from {ref.host}", transient=transient, retry_after=wait)
 
 
 def _digest_matches(digest: str, data: bytes) -> bool:
