@@ -659,6 +659,14 @@ def lint(
 
 @cli.command("test", short_help="Run the image tests of built targets, without building.")
 @_selection_options
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="How many targets are tested at once.",
+)
 @click.option("--push/--no-push", default=True, show_default=True, help="Test the registry's images, or local ones.")
 @_output_file("--report", "FILE.json", "Write every test's result, exit code and output here.")
 @_output_file("--junit", "FILE.xml", "Write a JUnit file, one testcase per test.")
@@ -668,6 +676,7 @@ def test_images(
     targets: Sequence[str],
     downstream: Sequence[str],
     since: str | None,
+    jobs: int,
     push: bool,
     report_path: Path | None,
     junit_path: Path | None,
@@ -676,8 +685,8 @@ def test_images(
     """Run the `test:` commands of the selected targets (their own and inherited ones) in containers of the
     images already built for their current inputs (content tag bf-FINGERPRINT), as `build` does after building.
 
-    Names select exactly those targets (all matrix images of a name); with none, every target. Exit code 1
-    when a test fails or an image is not built yet.
+    Names select exactly those targets (all matrix images of a name); with none, every target. A target's tests
+    run one after the other, `--jobs` targets at a time. Exit code 1 when a test fails or an image is not built yet.
     """
     from buildflow.planner import ids
 
@@ -687,8 +696,11 @@ def test_images(
     chosen = ids(pipeline, targets) if targets else [step.target.id for step in the_plan.steps]
     results: dict[str, Any] = {}
     problems: dict[str, str] = {}
-    for target_id in chosen:
-        outcome = _test_built(engine, pipeline, target_id, push)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="test") as pool:
+        outcomes = list(pool.map(lambda target_id: _test_built(engine, pipeline, target_id, push), chosen))
+    for target_id, outcome in zip(chosen, outcomes, strict=True):
         if isinstance(outcome, str):
             problems[target_id] = outcome
         elif outcome:
