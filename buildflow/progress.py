@@ -59,6 +59,7 @@ class Progress:
     def __init__(self, *, live: bool = False) -> None:
         self.lock = threading.Lock()
         self.outcomes: dict[str, Outcome] = {}
+        self.testing: set[str] = set()  # targets whose image tests are running
         self.view: Any = None
         if live:
             from rich.console import Console
@@ -80,6 +81,10 @@ class Progress:
     def __call__(self, name: str, outcome: Outcome, **extra: Any) -> None:
         """Record one state change of a target."""
         self.outcomes.setdefault(outcome.target.id, outcome)
+        if name == "testing":
+            self.testing.add(outcome.target.id)
+        else:
+            self.testing.discard(outcome.target.id)
         level = _LEVELS.get(name, "info")
         with self.lock:
             if self.view is None:
@@ -99,6 +104,8 @@ class Progress:
         for outcome in list(self.outcomes.values()):
             elapsed = (outcome.finished or now) - outcome.started if outcome.started else 0
             detail = short_digest(outcome.digest) if outcome.digest else outcome.error
+            if outcome.target.id in self.testing:
+                detail = f"testing {detail}"
             table.add_row(
                 escape(outcome.target.id),
                 f"[{_COLOURS[outcome.status]}]{outcome.status}[/]",

@@ -129,3 +129,24 @@ def test_buildflow_test_reports_an_engine_failure_as_a_line_not_a_crash(tmp_path
     pipeline = load(tmp_path, PIPELINE, FILES)
     assert _test_built(Unreachable(), pipeline, "app", True) == "localhost:5000: connection refused"
     assert _test_built(Unreachable(), pipeline, "after", True) == []  # no tests: nothing to ask
+
+
+def test_the_live_table_says_when_a_target_is_being_tested(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from buildflow.progress import Progress
+    from buildflow.scheduler import Outcome
+
+    pipeline = load(tmp_path, PIPELINE, FILES)
+    outcome = Outcome(pipeline.targets["app"], Status.RUNNING, digest="sha256:" + "a" * 64, started=1.0)
+    view = Progress(live=False)
+    view("testing", outcome, tests=3)
+
+    def shown() -> str:
+        console = Console(width=200, record=True)
+        console.print(view._table())
+        return console.export_text()
+
+    assert "testing sha256:aaaaaaaaaaaa" in shown()
+    view("tested", outcome, tests=3, passed=3)
+    assert "testing" not in shown()
