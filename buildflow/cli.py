@@ -539,14 +539,20 @@ def build(
 
 
 def _lint_before_build(the_plan: Any, mode: str) -> list[Any]:
-    """Lint the plan's Dockerfiles: findings are logged as warnings; with --lint=error any finding stops the run
-    before anything is built."""
+    """Lint the plan's Dockerfiles: findings are logged as warnings; with --lint=error any finding, or a hadolint
+    that cannot run, stops the run before anything is built (with --lint=warn, the latter is only a warning)."""
     if mode == "off":
         return []
     from buildflow.caches import user_cache
-    from buildflow.lint import lint, requests_for
+    from buildflow.lint import LintUnavailable, lint, requests_for
 
-    findings = lint(requests_for(step.target for step in the_plan.steps), cache=user_cache("lint"))
+    try:
+        findings = lint(requests_for(step.target for step in the_plan.steps), cache=user_cache("lint"))
+    except LintUnavailable as error:
+        if mode == "error":
+            raise
+        log.event("warning", "lint.unavailable", error=str(error), effect="the Dockerfiles were not linted")
+        return []
     root = the_plan.pipeline.root
     for finding in findings:
         log.event("warning", "lint.finding", finding=finding.text(root))

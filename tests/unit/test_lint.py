@@ -333,3 +333,21 @@ def test_a_hadolint_that_hangs_is_stopped(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(lint, "TIMEOUT", 0.5)
     with pytest.raises(LintUnavailable, match=r"^hadolint took more than 0.5 s on .*Dockerfile; stopped"):
         lint.lint(lint.requests_for(targets), hadolint=str(slow))
+
+
+def test_build_goes_on_when_hadolint_cannot_run_unless_lint_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from buildflow.cli import _lint_before_build
+    from buildflow.planner import make_plan
+
+    broken = tmp_path / "hadolint"
+    broken.write_text("#!/bin/sh\necho 'hadolint: segmentation fault' >&2\nexit 139\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(lint, "hadolint_binary", lambda: str(broken))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    one_target(tmp_path / "p", CLEAN)
+    plan = make_plan(load_pipeline(tmp_path / "p" / "buildflow.yaml"))
+    assert _lint_before_build(plan, "warn") == []
+    with pytest.raises(lint.LintUnavailable, match="hadolint: segmentation fault"):
+        _lint_before_build(plan, "error")
