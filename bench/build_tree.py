@@ -14,13 +14,12 @@ import json
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from common import arguments, buildflow_command, machine, publish
+from common import arguments, buildflow_command, machine, medians, publish, repeated
 
 BEGIN, END = "<!-- build_tree:begin -->", "<!-- build_tree:end -->"
 REGISTRY = "localhost:5000"
@@ -176,7 +175,7 @@ def one_target(directory: Path, nonce: str) -> dict[str, float]:
 
 def report(rounds: list[dict[str, float]]) -> str:
     """The Markdown section."""
-    median = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    median = medians(rounds)
     ratio = median["buildflow"] / CRITICAL_PATH
     overhead = median["target_in_buildflow"] / median["target_bare"] - 1
     return "\n".join(
@@ -211,11 +210,7 @@ def main() -> None:
     parser = arguments(__doc__, runs=3)
     options = parser.parse_args()
     prepare_base()
-    with tempfile.TemporaryDirectory(prefix="buildflow-tree-") as work:
-        rounds = []
-        for number in range(options.runs):
-            rounds.append(one_round(Path(work)))
-            print(f"round {number + 1}: {rounds[-1]}", file=sys.stderr)
+    rounds = repeated(options.runs, one_round, "buildflow-tree-")
     section = report(rounds)
     publish(section, BEGIN, END, write=not options.no_write)
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+Round = TypeVar("Round")
 
 
 def buildflow_command() -> list[str]:
@@ -59,3 +64,18 @@ def publish(section: str, begin: str, end: str, *, write: bool) -> None:
     print(section)
     if write:
         write_results(section, begin, end)
+
+
+def repeated(runs: int, one_round: Callable[[Path], Round], prefix: str) -> list[Round]:
+    """one_round(work) `runs` times in one temporary directory, each result printed (stderr) as it comes."""
+    results: list[Round] = []
+    with tempfile.TemporaryDirectory(prefix=prefix) as work:
+        for number in range(runs):
+            results.append(one_round(Path(work)))
+            print(f"round {number + 1}: {results[-1]}", file=sys.stderr)
+    return results
+
+
+def medians(rounds: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """The median of each measurement over the rounds."""
+    return {key: statistics.median(one[key] for one in rounds) for key in rounds[0]}

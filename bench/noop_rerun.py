@@ -11,7 +11,6 @@ Needs `scripts/engine.sh up`. Results go to bench/RESULTS.md between this benchm
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -19,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from build_tree import prepare_base, timed, write_tree
-from common import arguments, buildflow_command, machine, publish
+from common import arguments, buildflow_command, machine, medians, publish
 
 BEGIN, END = "<!-- noop_rerun:begin -->", "<!-- noop_rerun:end -->"
 TARGET_RATIO = 0.10
@@ -50,7 +49,7 @@ def rounds(directory: Path, count: int) -> list[dict[str, float]]:
 
 def report(measured: list[dict[str, float]]) -> str:
     """The Markdown section."""
-    median = {key: statistics.median(row[key] for row in measured) for key in measured[0]}
+    median = medians(measured)
     ratio = median["buildflow"] / median["bake"]
     return "\n".join(
         [

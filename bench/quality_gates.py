@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from build_tree import REGISTRY, prepare_base, timed, tree, write_tree
-from common import arguments, buildflow_command, machine, publish
+from common import arguments, buildflow_command, machine, medians, publish, repeated
 
 BEGIN, END = "<!-- quality_gates:begin -->", "<!-- quality_gates:end -->"
 TEST = "test -s /n"
@@ -86,7 +84,7 @@ def one_round(work: Path) -> dict[str, float]:
 
 def report(rounds: list[dict[str, float]]) -> str:
     """The Markdown section."""
-    median = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    median = medians(rounds)
     checked_bake = median["bake"] + median["script"]
     return "\n".join(
         [
@@ -123,11 +121,7 @@ def main() -> None:
     parser = arguments(__doc__, runs=3)
     options = parser.parse_args()
     prepare_base()
-    with tempfile.TemporaryDirectory(prefix="buildflow-gates-") as work:
-        rounds = []
-        for number in range(options.runs):
-            rounds.append(one_round(Path(work)))
-            print(f"round {number + 1}: {rounds[-1]}", file=sys.stderr)
+    rounds = repeated(options.runs, one_round, "buildflow-gates-")
     publish(report(rounds), BEGIN, END, write=not options.no_write)
 
 
