@@ -39,7 +39,6 @@ from typing import Any, BinaryIO
 from buildflow.engine.base import EngineError
 from buildflow.engine.registry import Reference, RegistryClient
 
-_CACHE_DIRECTORY = Path(".buildflow") / "layers"
 _CACHE_VERSION = 1
 _IMAGE_MANIFESTS = (
     "application/vnd.oci.image.manifest.v1+json",
@@ -159,18 +158,14 @@ class _Listing:
 
 
 class LayerCache:
-    """File listings of layers by digest: in memory, and as JSON files under ROOT/.buildflow/layers/ (or a directory).
+    """File listings of layers by digest: in memory, and as JSON files in a directory when given one.
 
     Digests name content, so an entry never goes stale; unreadable files are ignored and read again.
     """
 
-    def __init__(
-        self, root: str | os.PathLike[str] | None = None, *, directory: str | os.PathLike[str] | None = None
-    ) -> None:
-        """Files under root/.buildflow/layers, or directly in `directory`; in memory only without either."""
-        self.directory: Path | None = None
-        if directory is not None or root is not None:
-            self.directory = Path(directory) if directory is not None else Path(str(root)) / _CACHE_DIRECTORY
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        """Files directly in `directory`; in memory only without one."""
+        self.directory = Path(directory) if directory is not None else None
         self._memory: dict[str, _Listing] = {}
 
     def get(self, digest: str) -> _Listing | None:

@@ -222,7 +222,7 @@ def test_the_cache_reads_each_layer_once(tmp_path: Path) -> None:
     image = Image({"a": 100}, {".wh.a": 0})
     first = image.report(cache=LayerCache(tmp_path))
     assert image.open_layer.call_count == 2
-    files = sorted(path.name for path in (tmp_path / ".buildflow" / "layers").iterdir())
+    files = sorted(path.name for path in tmp_path.iterdir())
     assert files == sorted(digest.replace(":", "-") + ".json" for digest in image.digests)  # no temporary files left
     image.open_layer.reset_mock()
     assert image.report(cache=LayerCache(tmp_path)) == first  # a new cache object: read from the files
@@ -246,7 +246,7 @@ def test_the_cache_can_use_a_directory_of_its_own(tmp_path: Path) -> None:
 def test_an_unreadable_cache_file_is_read_again(tmp_path: Path) -> None:
     image = Image({"a": 100})
     image.report(cache=LayerCache(tmp_path))
-    (tmp_path / ".buildflow" / "layers" / (image.digests[0].replace(":", "-") + ".json")).write_text("{broken")
+    (tmp_path / (image.digests[0].replace(":", "-") + ".json")).write_text("{broken")
     image.open_layer.reset_mock()
     assert image.report(cache=LayerCache(tmp_path)).size == 100
     image.open_layer.assert_called_once()
