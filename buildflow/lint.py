@@ -22,10 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from buildflow.errors import EXIT_INTERNAL, BuildflowError, printable
-from buildflow.model import LINT_LEVELS, Target, relative_path
+from buildflow.model import LINT_LEVELS, LintPolicy, Target, relative_path
 
-SEVERITIES = LINT_LEVELS  # most to least severe
-DEFAULT_THRESHOLD = "info"
 TIMEOUT = 60.0  # seconds for one hadolint call
 WORKERS = 4
 _CACHE_VERSION = 1  # of the cached reports' format
@@ -80,12 +78,12 @@ class LintRequest:
     dockerfile: Path
     context: Path
     target_ids: tuple[str, ...]
-    threshold: str = DEFAULT_THRESHOLD
+    threshold: str = LintPolicy().threshold
     ignore: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        if self.threshold not in SEVERITIES:
-            raise ValueError(f"lint threshold '{self.threshold}' is not one of {', '.join(SEVERITIES)}")
+        if self.threshold not in LINT_LEVELS:
+            raise ValueError(f"lint threshold '{self.threshold}' is not one of {', '.join(LINT_LEVELS)}")
 
     def reports(self, level: str, code: str) -> bool:
         """Whether a finding of this level and code passes this request's threshold and ignore list."""
@@ -94,7 +92,7 @@ class LintRequest:
 
 def _rank(level: str) -> int:
     """0 for error, 3 for style; a level hadolint may add one day counts as the least severe."""
-    return SEVERITIES.index(level) if level in SEVERITIES else len(SEVERITIES)
+    return LINT_LEVELS.index(level) if level in LINT_LEVELS else len(LINT_LEVELS)
 
 
 def requests_for(targets: Iterable[Target]) -> list[LintRequest]:
