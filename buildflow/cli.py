@@ -149,11 +149,11 @@ def _load(options: PipelineOptions, engine: Any = None, file: Path | None = None
     """
     _state["debug"] = options.debug
     log.configure(level="debug" if options.debug else "info", log_format=options.log_format)
-    from buildflow.loader import load_pipeline
+    from buildflow.pipeline.loader import load_pipeline
 
     resolver = None
     if engine is not None:
-        from buildflow.freshness import base_resolver
+        from buildflow.run.freshness import base_resolver
 
         resolver = base_resolver(engine, _base_not_found)
     with _collector_paused():
@@ -170,7 +170,7 @@ def _load(options: PipelineOptions, engine: Any = None, file: Path | None = None
 
 def _warn_of_secret_like_names(pipeline: Any, display: str) -> None:
     """A build arg or test env named like a secret (HF_TOKEN) is warned about, pointing to secrets:."""
-    from buildflow.secret_names import suspicious_names
+    from buildflow.quality.secret_names import suspicious_names
 
     for line in suspicious_names(pipeline, display=display):
         log.event("warning", "pipeline.secret_like_name", problem=line)
@@ -192,13 +192,13 @@ def _plan(
 
     With an engine as `bases`, external base images are resolved to digests through it.
     """
-    from buildflow.planner import make_plan
+    from buildflow.plan.planner import make_plan
 
     pipeline = _load(options, bases)
     _warn_of_secret_like_names(pipeline, str(options.file))  # once: not for the copies --since loads
     if not since:
         return make_plan(pipeline, targets, downstream)
-    from buildflow.since import changed_since
+    from buildflow.plan.since import changed_since
 
     offline = _load(options) if bases is not None else pipeline
     changed = changed_since(since, offline, lambda old_file: _load(options, file=old_file))
@@ -248,7 +248,7 @@ def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
 @_pipeline_options
 def validate(*, options: PipelineOptions) -> None:
     """Check a pipeline file and report every problem in it (exit 2 if any)."""
-    from buildflow.render import validation_summary
+    from buildflow.output.render import validation_summary
 
     click.echo(f"{options.file}: valid: {validation_summary(_plan(options))}")
 
@@ -311,13 +311,13 @@ def plan(
     With TARGET names, only those targets and their ancestors; a name selects every matrix image of a
     target, an id like 'app[tf=1.8.0]' selects one.
     """
-    from buildflow.render import plan_json, plan_table
+    from buildflow.output.render import plan_json, plan_table
 
     engine = None if offline else _lookup_engine(_buildx())
     the_plan = _plan(options, targets, downstream, since, None if no_follow_bases else engine)
     states = None
     if engine is not None:
-        from buildflow.freshness import plan_states
+        from buildflow.run.freshness import plan_states
 
         states = plan_states(the_plan, engine, max_age=_max_age(the_plan, max_age))
     click.echo(plan_json(the_plan, states) if output_format == "json" else plan_table(the_plan, states))
@@ -345,8 +345,8 @@ def status(
     The previous inputs come from the build records buildflow keeps beside each image in the registry,
     so this works on a fresh CI runner.
     """
-    from buildflow.freshness import plan_states
-    from buildflow.render import status_json, status_table
+    from buildflow.output.render import status_json, status_table
+    from buildflow.run.freshness import plan_states
 
     engine = _lookup_engine(_buildx())
     the_plan = _plan(options, targets, downstream, since, None if no_follow_bases else engine)
@@ -383,7 +383,7 @@ def graph(
     options: PipelineOptions,
 ) -> None:
     """Draw the DAG; inferred edges (from Dockerfile FROM lines) are marked."""
-    from buildflow.render import graph_dot, graph_mermaid, graph_text
+    from buildflow.output.render import graph_dot, graph_mermaid, graph_text
 
     draw = {"text": graph_text, "dot": graph_dot, "mermaid": graph_mermaid}[output_format]
     click.echo(draw(_plan(options, targets, downstream, since)))
@@ -502,9 +502,9 @@ def build(
     selected target was built or reused, so a failed run never leaves half a release tagged.
     """
     from buildflow.engine.base import BuildOptions
-    from buildflow.planner import ids
-    from buildflow.scheduler import RunOptions
-    from buildflow.variables import source_date_epoch
+    from buildflow.pipeline.variables import source_date_epoch
+    from buildflow.plan.planner import ids
+    from buildflow.run.scheduler import RunOptions
 
     engine = _buildx(timeout)
     the_plan = _plan(options, targets, downstream, since, None if no_follow_bases else _lookup_engine(engine))
@@ -544,7 +544,7 @@ def _lint_before_build(the_plan: Any, mode: str) -> list[Any]:
     if mode == "off":
         return []
     from buildflow.caches import user_cache
-    from buildflow.lint import LintUnavailable, lint, requests_for
+    from buildflow.quality.lint import LintUnavailable, lint, requests_for
 
     try:
         findings = lint(requests_for(step.target for step in the_plan.steps), cache=user_cache("lint"))
@@ -567,9 +567,9 @@ def _lint_before_build(the_plan: Any, mode: str) -> list[Any]:
 def _run(the_plan: Any, engine: Any, run_options: Any, live: bool) -> tuple[Any, int]:
     """Run the scheduler with progress on stderr and the summary table on stdout; SIGINT and SIGTERM
     interrupt it cleanly. The result, and the number of the signal that interrupted it (0 if none)."""
-    from buildflow.progress import Progress
-    from buildflow.report import summary_table
-    from buildflow.scheduler import Scheduler
+    from buildflow.output.progress import Progress
+    from buildflow.output.report import summary_table
+    from buildflow.run.scheduler import Scheduler
 
     received: list[int] = []
     with Progress(live=live) as view:
@@ -592,7 +592,7 @@ def _run(the_plan: Any, engine: Any, run_options: Any, live: bool) -> tuple[Any,
 def _run_lock(the_plan: Any, wait: bool) -> Any:
     """The lock of this pipeline and registry on this host."""
     from buildflow.engine.base import repository
-    from buildflow.lock import RunLock, lock_path
+    from buildflow.run.lock import RunLock, lock_path
 
     pipeline = the_plan.pipeline
     path = lock_path(pipeline.registry, (repository(target, pipeline.registry) for target in pipeline.targets.values()))
@@ -609,13 +609,13 @@ def _write_reports(
     the_plan: Any, result: Any, report_path: Path | None, junit_path: Path | None, summary_path: Path | None
 ) -> None:
     """The JSON report, the JUnit file and the Markdown summary that were asked for; the GitHub step summary."""
-    from buildflow.report import write_report
+    from buildflow.output.report import write_report
 
     if report_path:
         write_report(report_path, the_plan, result)
     if not (junit_path or summary_path or os.environ.get("GITHUB_STEP_SUMMARY")):
         return
-    from buildflow.ci_reports import append_github_step_summary, write_junit, write_summary
+    from buildflow.output.ci_reports import append_github_step_summary, write_junit, write_summary
 
     if junit_path:
         write_junit(junit_path, the_plan, result)
@@ -648,8 +648,8 @@ def lint(
     `# hadolint ignore=DL3008` above an instruction works too. Exit code 1 when anything is found.
     """
     from buildflow.caches import user_cache
-    from buildflow.lint import lint as run_lint
-    from buildflow.lint import render, requests_for, to_json
+    from buildflow.quality.lint import lint as run_lint
+    from buildflow.quality.lint import render, requests_for, to_json
 
     the_plan = _plan(options, targets, downstream, since)
     requests = requests_for(step.target for step in the_plan.steps)
@@ -694,7 +694,7 @@ def test_images(
     Names select exactly those targets (all matrix images of a name); with none, every target. A target's tests
     run one after the other, `--jobs` targets at a time. Exit code 1 when a test fails or an image is not built yet.
     """
-    from buildflow.planner import ids
+    from buildflow.plan.planner import ids
 
     engine = _lookup_engine(_buildx())
     the_plan = _plan(options, (), downstream, since, engine)
@@ -722,7 +722,7 @@ def test_images(
 def _test_built(engine: Any, pipeline: Any, target_id: str, push: bool) -> list[Any] | str:
     """The results of a target's tests on its built image, or why they could not run."""
     from buildflow.engine.base import EngineError
-    from buildflow.imagetests import built_image, image_tests, run_tests
+    from buildflow.run.imagetests import built_image, image_tests, run_tests
 
     tests = image_tests(pipeline, target_id)
     if not tests:
@@ -738,7 +738,7 @@ def _test_built(engine: Any, pipeline: Any, target_id: str, push: bool) -> list[
 
 def _show_tests(results: dict[str, Any], problems: dict[str, str]) -> None:
     """One line per test (target, command, result, time), then one per target that could not be tested."""
-    from buildflow.render import aligned
+    from buildflow.output.render import aligned
 
     rows = [
         (target_id, r.test.command, r.test.origin, r.status.upper(), f"{r.seconds:.1f}s", r.reason or "-")
@@ -765,7 +765,7 @@ def _write_test_reports(
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(document, indent=2) + "\n")
     if junit:
-        from buildflow.ci_reports import write_test_junit
+        from buildflow.output.ci_reports import write_test_junit
 
         write_test_junit(junit, the_plan, results)
 
@@ -773,7 +773,7 @@ def _write_test_reports(
 @cli.command(short_help="Print the JSON Schema of pipeline files.")
 def schema() -> None:
     """Print the JSON Schema of pipeline files (for editors: yaml-language-server, VS Code, JetBrains)."""
-    from buildflow.spec import schema as load_schema
+    from buildflow.pipeline.spec import schema as load_schema
 
     click.echo(json.dumps(load_schema(), indent=2))
 

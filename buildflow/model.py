@@ -9,8 +9,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from buildflow.spec import TargetSpec
-from buildflow.variables import as_text
+from buildflow.pipeline.spec import TargetSpec
+from buildflow.pipeline.variables import as_text
 
 BASE_IMAGE_ARG = "BASE_IMAGE"  # build arg buildflow sets to the first `from:` parent's pinned reference
 

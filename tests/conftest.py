@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from buildflow.errors import PipelineError
-from buildflow.loader import load_pipeline
 from buildflow.model import Pipeline
+from buildflow.pipeline.loader import load_pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 

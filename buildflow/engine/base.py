@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from buildflow.layers import SizeReport
+    from buildflow.quality.layers import SizeReport
 
 from buildflow.model import BASE_IMAGE_ARG, EdgeKind, Secret, Target
-from buildflow.variables import slug
+from buildflow.pipeline.variables import slug
 
 CONTENT_TAG_PREFIX = "bf-"
 SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"

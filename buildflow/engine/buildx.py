@@ -21,7 +21,7 @@ from buildflow.errors import EngineUnavailable
 from buildflow.model import Secret
 
 if TYPE_CHECKING:
-    from buildflow.layers import LayerCache, SizeReport
+    from buildflow.quality.layers import LayerCache, SizeReport
 
 DEFAULT_TIMEOUT = 1800
 _STEP = re.compile(r"^#(\d+) \[(?:[^\]]* )?\d+/\d+\] (?!FROM )")  # a Dockerfile instruction, not FROM
@@ -190,13 +190,13 @@ class BuildxEngine:
 
     def image_size(self, reference: str, parent_layers: Sequence[str]) -> SizeReport:
         """The size and waste report of an image in a registry, its layers streamed from there (listings cached)."""
-        from buildflow.layers import from_registry
+        from buildflow.quality.layers import from_registry
 
         return from_registry(self.registry, reference, parent_layers=parent_layers, cache=self.layer_cache)
 
     def layer_digests(self, reference: str) -> tuple[str, ...]:
         """The layer digests of an image in a registry."""
-        from buildflow.layers import layer_digests
+        from buildflow.quality.layers import layer_digests
 
         return layer_digests(self.registry, reference)
 
@@ -204,7 +204,7 @@ class BuildxEngine:
     def layer_cache(self) -> LayerCache:
         """File listings of layers by digest, kept across runs in the user's cache directory."""
         from buildflow.caches import user_cache
-        from buildflow.layers import LayerCache
+        from buildflow.quality.layers import LayerCache
 
         return LayerCache(directory=user_cache("layers"))
 

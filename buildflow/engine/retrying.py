@@ -10,7 +10,7 @@ from buildflow.engine.base import BuildRequest, BuildResult, Engine, EngineError
 from buildflow.model import RetryPolicy
 
 if TYPE_CHECKING:
-    from buildflow.layers import SizeReport
+    from buildflow.quality.layers import SizeReport
 
 Result = TypeVar("Result")
 RETRY_AFTER_CAP = 300.0  # seconds: a Retry-After longer than this is not waited out

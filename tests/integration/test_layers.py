@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from buildflow.engine.registry import RegistryClient
-from buildflow.layers import LayerCache, from_registry, layer_digests
+from buildflow.quality.layers import LayerCache, from_registry, layer_digests
 from tests.integration.conftest import BUSYBOX, REGISTRY
 
 pytestmark = pytest.mark.integration

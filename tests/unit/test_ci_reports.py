@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 from junitparser import Failure, JUnitXml, Skipped
 
-from buildflow.ci_reports import (
+from buildflow.output.ci_reports import (
     append_github_step_summary,
     junit_document,
     summary_markdown,
     write_junit,
     write_summary,
 )
-from buildflow.planner import Plan, make_plan
-from buildflow.render import graph_mermaid
-from buildflow.scheduler import Outcome, RunResult, Status
+from buildflow.output.render import graph_mermaid
+from buildflow.plan.planner import Plan, make_plan
+from buildflow.run.scheduler import Outcome, RunResult, Status
 from tests.conftest import dockerfiles, load
 
 TREE = """\

@@ -85,7 +85,7 @@ def test_internal_errors_exit_3_without_a_traceback(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("buildflow.loader.load_pipeline", broken)
+    monkeypatch.setattr("buildflow.pipeline.loader.load_pipeline", broken)
     code, _, err = run(capsys, "plan", "--offline", "-f", str(good))
     assert code == 3
     assert err.splitlines() == [

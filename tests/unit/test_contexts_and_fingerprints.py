@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from buildflow import fingerprint, resolve
-from buildflow.loader import load_pipeline
+from buildflow.pipeline import fingerprint, resolve
+from buildflow.pipeline.loader import load_pipeline
 from tests.conftest import dockerfiles, load, one_problem, write_pipeline
 
 TREE = """\

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from buildflow.dockerfile import DockerfileError, expand, image_uses, read
+from buildflow.pipeline.dockerfile import DockerfileError, expand, image_uses, read
 
 
 def uses(tmp_path: Path, text: str, **args: str) -> list[tuple[str, int, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from buildflow.dockerignore import parse
+from buildflow.pipeline.dockerignore import parse
 
 
 @pytest.mark.parametrize(

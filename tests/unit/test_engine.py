@@ -10,9 +10,9 @@ import pytest
 from buildflow.engine.base import BuildOptions, build_request, cache_settings, content_reference, pinned, repository
 from buildflow.engine.buildx import _build_arguments, _step_counts, classify
 from buildflow.engine.registry import Reference, _scheme
-from buildflow.planner import make_plan
-from buildflow.report import report_document, summary_table
-from buildflow.scheduler import Outcome, RunResult, Status
+from buildflow.output.report import report_document, summary_table
+from buildflow.plan.planner import make_plan
+from buildflow.run.scheduler import Outcome, RunResult, Status
 from tests.conftest import load
 
 PIPELINE = """\

@@ -10,10 +10,10 @@ import pytest
 
 from buildflow.engine.base import BuildOptions, build_request
 from buildflow.errors import LockBusy, UsageError
-from buildflow.freshness import build_record, changes, decode, encode, inputs, plan_states
-from buildflow.lock import RunLock, lock_path
-from buildflow.planner import make_plan
-from buildflow.since import changed_since
+from buildflow.plan.planner import make_plan
+from buildflow.plan.since import changed_since
+from buildflow.run.freshness import build_record, changes, decode, encode, inputs, plan_states
+from buildflow.run.lock import RunLock, lock_path
 from tests.conftest import load, write_pipeline
 from tests.unit.test_scheduler import FakeEngine
 
@@ -120,7 +120,7 @@ def test_records_round_trip_and_hold_no_secret_values(tmp_path: Path, monkeypatc
 
 
 def test_status_propagates_a_parent_that_will_be_rebuilt(tmp_path: Path) -> None:
-    from buildflow.scheduler import RunOptions, Scheduler
+    from buildflow.run.scheduler import RunOptions, Scheduler
 
     pipeline = load(tmp_path, EXTERNAL, FILES)
     engine = FakeEngine()
@@ -147,7 +147,7 @@ def test_since_finds_the_targets_whose_inputs_changed(tmp_path: Path) -> None:
     git(tmp_path, "add", "-A")
     git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-q", "-m", "one")
     (tmp_path / "base" / "new.txt").write_text("new")
-    from buildflow.loader import load_pipeline
+    from buildflow.pipeline.loader import load_pipeline
 
     reasons = changed_since("HEAD", load_pipeline(path), load_pipeline)
     assert set(reasons) == {"base", "app"} and reasons["base"] == "inputs changed since HEAD"  # app: via its parent

@@ -9,7 +9,7 @@ import pytest
 from buildflow.errors import UsageError
 from buildflow.graph import layers
 from buildflow.model import EdgeKind
-from buildflow.planner import make_plan
+from buildflow.plan.planner import make_plan
 from tests.conftest import dockerfiles, load, one_problem, problems
 
 FILES = dockerfiles(".")

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from buildflow.engine.base import TestRequest, TestRun
-from buildflow.imagetests import ImageTest, failure, image_tests, run_tests, summary
-from buildflow.planner import make_plan
-from buildflow.scheduler import RunOptions, Scheduler, Status
+from buildflow.plan.planner import make_plan
+from buildflow.run.imagetests import ImageTest, failure, image_tests, run_tests, summary
+from buildflow.run.scheduler import RunOptions, Scheduler, Status
 from tests.conftest import dockerfiles, load
 from tests.unit.test_scheduler import FAST, FakeEngine
 
@@ -134,8 +134,8 @@ def test_buildflow_test_reports_an_engine_failure_as_a_line_not_a_crash(tmp_path
 def test_the_live_table_says_when_a_target_is_being_tested(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from buildflow.progress import Progress
-    from buildflow.scheduler import Outcome
+    from buildflow.output.progress import Progress
+    from buildflow.run.scheduler import Outcome
 
     pipeline = load(tmp_path, PIPELINE, FILES)
     outcome = Outcome(pipeline.targets["app"], Status.RUNNING, digest="sha256:" + "a" * 64, started=1.0)

@@ -18,7 +18,7 @@ import pytest
 
 from buildflow.engine.base import EngineError
 from buildflow.engine.registry import RegistryClient
-from buildflow.layers import (
+from buildflow.quality.layers import (
     LayerCache,
     SizeReport,
     Waste,

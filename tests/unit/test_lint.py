@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from buildflow import lint
 from buildflow.errors import EXIT_INTERNAL
-from buildflow.lint import BF001, Finding, LintRequest, LintUnavailable
-from buildflow.loader import load_pipeline
 from buildflow.model import LintPolicy, Target
+from buildflow.pipeline.loader import load_pipeline
+from buildflow.quality import lint
+from buildflow.quality.lint import BF001, Finding, LintRequest, LintUnavailable
 from tests.conftest import REPO, load
 
 # Known findings, checked against hadolint 2.15: DL3007 at FROM, DL3009 at the update (lists not removed),
@@ -336,7 +336,7 @@ def test_build_goes_on_when_hadolint_cannot_run_unless_lint_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from buildflow.cli import _lint_before_build
-    from buildflow.planner import make_plan
+    from buildflow.plan.planner import make_plan
 
     broken = tmp_path / "hadolint"
     broken.write_text("#!/bin/sh\necho 'hadolint: segmentation fault' >&2\nexit 139\n")

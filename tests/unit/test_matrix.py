@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from buildflow.matrix import MAX_IMAGES_PER_TARGET
+from buildflow.pipeline.matrix import MAX_IMAGES_PER_TARGET
 from tests.conftest import dockerfiles, load, one_problem, problems
 
 FILES = dockerfiles(".")

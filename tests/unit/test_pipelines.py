@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from buildflow.loader import load_pipeline
-from buildflow.planner import make_plan
+from buildflow.pipeline.loader import load_pipeline
+from buildflow.plan.planner import make_plan
 from tests.conftest import REPO
 
 

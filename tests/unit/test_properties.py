@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from buildflow.errors import EXIT_INVALID, BuildflowError
-from buildflow.loader import load_pipeline
-from buildflow.planner import make_plan
+from buildflow.pipeline.loader import load_pipeline
+from buildflow.plan.planner import make_plan
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -12,9 +12,9 @@ from buildflow.engine.base import BuildRequest, BuildResult, EngineError
 from buildflow.engine.registry import _retry_after
 from buildflow.engine.retrying import RetryingEngine
 from buildflow.model import RetryPolicy
-from buildflow.planner import make_plan
-from buildflow.report import report_document
-from buildflow.scheduler import RunOptions, Scheduler, Status
+from buildflow.output.report import report_document
+from buildflow.plan.planner import make_plan
+from buildflow.run.scheduler import RunOptions, Scheduler, Status
 from tests.conftest import dockerfiles, load
 from tests.unit.test_scheduler import FAST, TREE, FakeEngine
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from buildflow.engine.base import BuildOptions, BuildRequest, BuildResult, EngineError, TestRequest, TestRun
-from buildflow.layers import LayerInfo, SizeReport
 from buildflow.model import RetryPolicy
-from buildflow.planner import make_plan
-from buildflow.scheduler import RunOptions, Scheduler, Status
+from buildflow.plan.planner import make_plan
+from buildflow.quality.layers import LayerInfo, SizeReport
+from buildflow.run.scheduler import RunOptions, Scheduler, Status
 from tests.conftest import dockerfiles, load
 
 TREE = """\

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jsonschema_rs
 
-from buildflow.spec import PipelineSpec, TargetSpec, schema
+from buildflow.pipeline.spec import PipelineSpec, TargetSpec, schema
 from tests.conftest import dockerfiles, one_problem, problems
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from buildflow.model import Pipeline
-from buildflow.secret_names import env_name, looks_like_secret, secret_id, suspicious_names, words
+from buildflow.quality.secret_names import env_name, looks_like_secret, secret_id, suspicious_names, words
 from tests.conftest import dockerfiles, load
 
 VALUE = "v4lue-that-must-never-be-shown-0d5c"
@@ -207,5 +207,5 @@ def test_a_pipeline_without_findings_is_not_read_again(tmp_path: Path, monkeypat
         """Fail the test: the file must not be read when nothing was found."""
         raise AssertionError(f"{display} read again")
 
-    monkeypatch.setattr("buildflow.source.read_document", refuse)
+    monkeypatch.setattr("buildflow.pipeline.source.read_document", refuse)
     assert suspicious_names(loaded) == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from buildflow.layers import WASTE_SHOWN, LayerInfo, SizeReport, Waste, size_document
+from buildflow.quality.layers import WASTE_SHOWN, LayerInfo, SizeReport, Waste, size_document
 from buildflow.sizes import over_budget
 
 LAYERS = (

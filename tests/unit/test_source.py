@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from buildflow.errors import PipelineError
-from buildflow.source import MAX_FILE_BYTES, line_finder, read_document
+from buildflow.pipeline.source import MAX_FILE_BYTES, line_finder, read_document
 
 
 def read(tmp_path: Path, content: str | bytes, name: str = "p.yaml") -> object:

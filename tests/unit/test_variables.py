@@ -129,7 +129,7 @@ def test_git_variables_come_from_the_checkout(tmp_path: Path) -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True, check=True
     ).stdout
-    from buildflow.loader import load_pipeline
+    from buildflow.pipeline.loader import load_pipeline
 
     assert load_pipeline(path).targets["a"].tags == (f"a:{commit[:12]}", "a:feature-x")
 

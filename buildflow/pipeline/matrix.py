@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
-from buildflow.variables import as_text
+from buildflow.pipeline.variables import as_text
 
 MAX_IMAGES_PER_TARGET = 256
 MAX_IMAGES_PER_PIPELINE = 20_000

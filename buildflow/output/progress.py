@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 from buildflow import log
-from buildflow.report import short_digest
-from buildflow.scheduler import Outcome, Status
+from buildflow.output.report import short_digest
+from buildflow.run.scheduler import Outcome, Status
 
 _LEVELS = {
     "failed": "error",

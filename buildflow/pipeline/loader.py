@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from buildflow import matrix, references
+from buildflow import references
 from buildflow.errors import PipelineError, Problem
 from buildflow.model import Pipeline
-from buildflow.resolve import BaseResolver, Resolver
-from buildflow.source import line_finder, read_document
-from buildflow.spec import schema_problems
+from buildflow.pipeline import matrix
+from buildflow.pipeline.resolve import BaseResolver, Resolver
+from buildflow.pipeline.source import line_finder, read_document
+from buildflow.pipeline.spec import schema_problems
 
 
 def load_pipeline(

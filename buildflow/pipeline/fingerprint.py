@@ -8,7 +8,7 @@ import stat
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from buildflow import dockerignore
+from buildflow.pipeline import dockerignore
 
 FINGERPRINT_VERSION = 2  # 2: external base digests
 

@@ -25,7 +25,9 @@ from buildflow.engine.base import (
     record_reference,
 )
 from buildflow.engine.retrying import RetryingEngine
-from buildflow.freshness import (
+from buildflow.model import RetryPolicy, Target
+from buildflow.plan.planner import Plan
+from buildflow.run.freshness import (
     REGISTRY_CALLS,
     Assessment,
     Record,
@@ -35,9 +37,7 @@ from buildflow.freshness import (
     encode,
     moved_parents,
 )
-from buildflow.imagetests import ImageTest, TestResult, failure, image_tests, image_tests_key, run_tests
-from buildflow.model import RetryPolicy, Target
-from buildflow.planner import Plan
+from buildflow.run.imagetests import ImageTest, TestResult, failure, image_tests, image_tests_key, run_tests
 from buildflow.sizes import over_budget
 
 
@@ -350,7 +350,7 @@ class Scheduler:
 
     def _size_document(self, outcome: Outcome, parents: Mapping[str, str]) -> dict[str, Any]:
         """Measure a pushed image against the layers of the image it is built on."""
-        from buildflow.layers import size_document  # tarfile, gzip: only for runs that push an image
+        from buildflow.quality.layers import size_document  # tarfile, gzip: only for runs that push an image
 
         lineage = [edge.parent for edge in outcome.target.parents if edge.lineage and edge.parent in parents]
         parent_layers: Sequence[str] = ()

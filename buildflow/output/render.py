@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from buildflow.model import Edge, EdgeKind, Target
-from buildflow.planner import Plan
+from buildflow.plan.planner import Plan
 
 if TYPE_CHECKING:
-    from buildflow.freshness import Assessment
+    from buildflow.run.freshness import Assessment
 
 _EDGE_MARK = {EdgeKind.FROM: "", EdgeKind.DEPENDS_ON: " (after)", EdgeKind.INFERRED: " (inferred)"}
 _LEGEND = "(inferred): edge found in a Dockerfile, not declared; (after): depends_on, order only"

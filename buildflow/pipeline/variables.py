@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from buildflow.templates import Ambiguous
+from buildflow.pipeline.templates import Ambiguous
 
 BUILTIN_NAMES = frozenset(
     {"target", "registry", "date", "git_commit", "git_commit_short", "git_branch", "git_branch_slug", "fingerprint"}

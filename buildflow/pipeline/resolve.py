@@ -8,14 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from buildflow import dockerfile as dockerfiles
-from buildflow import matrix, references
-from buildflow.contexts import check_paths
-from buildflow.dockerignore import IgnoreFileError
+from buildflow import references
 from buildflow.errors import FieldPath, Problem, did_you_mean, quoted
-from buildflow.fingerprint import ContextError, context_digest, file_digest, target_fingerprint
 from buildflow.graph import cycle_paths, layers
-from buildflow.inference import TagIndex, named_parents
 from buildflow.model import (
     BASE_IMAGE_ARG,
     CachePolicy,
@@ -29,10 +24,15 @@ from buildflow.model import (
     Target,
     TestPolicy,
 )
-from buildflow.sizes import parse_size
-from buildflow.spec import PipelineSpec, RebuildSpec, RetrySpec, TargetSpec
-from buildflow.templates import MAX_RENDERED_TOTAL, Ambiguous, TemplateError, render
-from buildflow.variables import (
+from buildflow.pipeline import dockerfile as dockerfiles
+from buildflow.pipeline import matrix
+from buildflow.pipeline.contexts import check_paths
+from buildflow.pipeline.dockerignore import IgnoreFileError
+from buildflow.pipeline.fingerprint import ContextError, context_digest, file_digest, target_fingerprint
+from buildflow.pipeline.inference import TagIndex, named_parents
+from buildflow.pipeline.spec import PipelineSpec, RebuildSpec, RetrySpec, TargetSpec
+from buildflow.pipeline.templates import MAX_RENDERED_TOTAL, Ambiguous, TemplateError, render
+from buildflow.pipeline.variables import (
     BUILTIN_NAMES,
     MAX_VISIBLE_VARIABLES,
     as_text,
@@ -40,6 +40,7 @@ from buildflow.variables import (
     git_variables,
     merge_scopes,
 )
+from buildflow.sizes import parse_size
 
 _MERGED_MAPPINGS = ("args", "labels", "secrets")
 _FINGERPRINT = "{fingerprint}"

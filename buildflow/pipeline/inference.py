@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from buildflow import references
-from buildflow.dockerfile import Dockerfile, ImageUse, image_uses
 from buildflow.model import Edge, EdgeKind
+from buildflow.pipeline.dockerfile import Dockerfile, ImageUse, image_uses
 
 
 class TagIndex:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Required, TypedDict
 
 from buildflow.errors import FieldPath, Problem, did_you_mean
-from buildflow.matrix import RESERVED_KEYS
+from buildflow.pipeline.matrix import RESERVED_KEYS
 
 SCHEMA_PATH = Path(__file__).with_name("pipeline.schema.json")
 

@@ -118,7 +118,7 @@ def _findings(pipeline: Pipeline) -> dict[Key, list[str]]:
 
 def _document(pipeline: Pipeline, display: str) -> tuple[str, Mapping[str, Any]]:
     """The pipeline file's text and data, read again to say where each finding is declared; empty if unreadable."""
-    from buildflow.source import read_document
+    from buildflow.pipeline.source import read_document
 
     try:
         return read_document(pipeline.file, display)
@@ -143,7 +143,7 @@ def _mapping(value: object) -> Mapping[str, Any]:
 
 def _render(display: str, grouped: Mapping[FieldPath, list[str]], text: str) -> list[str]:
     """The lines, file:line: field: message, as every other problem buildflow reports."""
-    from buildflow.source import line_finder
+    from buildflow.pipeline.source import line_finder
 
     find = line_finder(text) if text else lambda path: None
     return [Problem(_message(path, ids), path, display, find(path)).render() for path, ids in grouped.items()]

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from buildflow.imagetests import summary
-from buildflow.planner import Plan
-from buildflow.render import aligned
-from buildflow.scheduler import Outcome, RunResult, Status
+from buildflow.output.render import aligned
+from buildflow.plan.planner import Plan
+from buildflow.run.imagetests import summary
+from buildflow.run.scheduler import Outcome, RunResult, Status
 from buildflow.sizes import human
 
 
@@ -113,7 +113,7 @@ def report_document(plan: Plan, result: RunResult) -> dict[str, Any]:
 
 def _lint_findings(plan: Plan, result: RunResult) -> list[dict[str, Any]]:
     """The Dockerfile lint findings of the run, paths relative to the pipeline."""
-    from buildflow.lint import to_json
+    from buildflow.quality.lint import to_json
 
     return to_json(result.lint, plan.pipeline.root) if result.lint else []
 

@@ -23,9 +23,9 @@ from buildflow.engine.base import (
     last_record_reference,
     record_reference,
 )
-from buildflow.fingerprint import context_files, file_digest
 from buildflow.model import Pipeline, Target, relative_path
-from buildflow.planner import Plan
+from buildflow.pipeline.fingerprint import context_files, file_digest
+from buildflow.plan.planner import Plan
 
 RECORD_VERSION = 1
 _SHOWN_FILES = 3
