@@ -501,10 +501,10 @@ def build(
     (bf-FINGERPRINT) as they finish; the pipeline's own tags are applied, registry side, only after every
     selected target was built or reused, so a failed run never leaves half a release tagged.
     """
-    from buildflow.engine.base import BuildOptions
+    from buildflow.caches import user_cache
     from buildflow.pipeline.variables import source_date_epoch
     from buildflow.plan.planner import ids
-    from buildflow.run.scheduler import RunOptions
+    from buildflow.run.outcome import BuildOptions, RunOptions
 
     engine = _buildx(timeout)
     the_plan = _plan(options, targets, downstream, since, None if no_follow_bases else _lookup_engine(engine))
@@ -517,12 +517,13 @@ def build(
         force=None if force else frozenset(ids(the_plan.pipeline, force_targets)),
         max_age=_max_age(the_plan, max_age),
         source_date_epoch=source_date_epoch(the_plan.pipeline.root),
+        layer_cache=user_cache("layers"),
     )
     live = progress == "live" or (progress == "auto" and options.log_format == "console" and sys.stderr.isatty())
     findings = _lint_before_build(the_plan, lint_mode)
     with _run_lock(the_plan, wait):
         result, interrupted = _run(the_plan, engine, run_options, live)
-    result.lint = findings
+    result.lint = tuple(findings)
     _write_reports(the_plan, result, report_path, junit_path, summary_path)
     if interrupted:
         name = signal.Signals(interrupted).name
@@ -569,7 +570,7 @@ def _run(the_plan: Any, engine: Any, run_options: Any, live: bool) -> tuple[Any,
     interrupt it cleanly. The result, and the number of the signal that interrupted it (0 if none)."""
     from buildflow.output.progress import Progress
     from buildflow.output.report import summary_table
-    from buildflow.run.scheduler import Scheduler
+    from buildflow.run.dispatch import Scheduler
 
     received: list[int] = []
     with Progress(live=live) as view:
@@ -591,8 +592,8 @@ def _run(the_plan: Any, engine: Any, run_options: Any, live: bool) -> tuple[Any,
 
 def _run_lock(the_plan: Any, wait: bool) -> Any:
     """The lock of this pipeline and registry on this host."""
-    from buildflow.engine.base import repository
     from buildflow.run.lock import RunLock, lock_path
+    from buildflow.run.naming import repository
 
     pipeline = the_plan.pipeline
     path = lock_path(pipeline.registry, (repository(target, pipeline.registry) for target in pipeline.targets.values()))

@@ -33,6 +33,26 @@ class Reference(NamedTuple):
         """domain/path, or path alone."""
         return f"{self.domain}/{self.path}" if self.domain else self.path
 
+    @property
+    def host(self) -> str:
+        """The registry to ask: the domain, or Docker Hub's."""
+        return self.domain or DEFAULT_DOMAIN
+
+    @property
+    def remote(self) -> str:
+        """The repository as the registry API names it: Docker Hub's official images under library/."""
+        return f"library/{self.path}" if self.host == DEFAULT_DOMAIN and "/" not in self.path else self.path
+
+    @property
+    def version(self) -> str:
+        """What the registry is asked for: the digest, else the tag, else latest."""
+        return self.digest or self.tag or "latest"
+
+    @property
+    def canonical(self) -> str:
+        """host/remote:tag or host/remote@digest, as the registry is asked for it."""
+        return f"{self.host}/{self.remote}{'@' if self.digest else ':'}{self.version}"
+
     def __str__(self) -> str:
         text = self.repository
         text += f":{self.tag}" if self.tag else ""
@@ -93,3 +113,13 @@ def normalized(reference: Reference) -> str:
     tag = reference.tag or ("" if reference.digest else "latest")
     text = f"{domain}/{path}" + (f":{tag}" if tag else "")
     return text + (f"@{reference.digest}" if reference.digest else "")
+
+
+def pinned(reference: str, digest: str) -> str:
+    """repository@digest: exactly the image built in this run."""
+    return f"{untagged(reference)}@{digest}"
+
+
+def untagged(reference: str) -> str:
+    """A reference without its tag (a registry's :port is not a tag)."""
+    return reference.rsplit(":", 1)[0] if ":" in reference.rsplit("/", 1)[-1] else reference

@@ -1,10 +1,8 @@
-"""Sizes as people write and read them: '200MB' in a pipeline, '1.2 GB' in a report, and size budgets."""
+"""Sizes as people write and read them: '200MB' in a pipeline, '1.2 GB' in a report."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
 _SI_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 _UNITS = {
@@ -51,13 +49,3 @@ def parse_size(text: str | int) -> int:
     except InvalidOperation:  # pragma: no cover - the pattern admits only decimal numbers
         raise ValueError(f"invalid size {text!r}: expected a number with an optional unit: {_UNITS_HELP}") from None
     return int((number * _UNITS[unit]).to_integral_value())
-
-
-def over_budget(budget: int, document: Mapping[str, Any]) -> str:
-    """Why an image breaks its size budget ('' when it has none or fits), naming its largest own layer."""
-    if not budget or document["size"] <= budget:
-        return ""
-    own = [layer for layer in document["layers"] if layer["added"]] or document["layers"]
-    largest = max(own, key=lambda layer: layer["size"], default=None)
-    hint = f"; its largest layer is {human(largest['size'])} from `{largest['instruction']}`" if largest else ""
-    return f"image is {human(document['size'])}, over its size_budget of {human(budget)}{hint}"

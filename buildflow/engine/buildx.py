@@ -13,17 +13,24 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, BinaryIO
 
-from buildflow.engine.base import RECORD_MEDIA_TYPE, BuildRequest, BuildResult, EngineError, TestRequest, TestRun
-from buildflow.engine.registry import DOCKER_HUB, Reference, RegistryClient
+from buildflow.engine.base import (
+    RECORD_MEDIA_TYPE,
+    BuildRequest,
+    BuildResult,
+    EngineError,
+    ImageLayers,
+    TestRequest,
+    TestRun,
+)
+from buildflow.engine.registry import DOCKER_HUB, RegistryClient
 from buildflow.errors import EngineUnavailable
 from buildflow.model import Secret
-
-if TYPE_CHECKING:
-    from buildflow.quality.layers import LayerCache, SizeReport
+from buildflow.references import parse
 
 DEFAULT_TIMEOUT = 1800
+LOG_TAIL_LINES = 30  # lines of a failed build's output kept with its error
 _STEP = re.compile(r"^#(\d+) \[(?:[^\]]* )?\d+/\d+\] (?!FROM )")  # a Dockerfile instruction, not FROM
 _CACHED = re.compile(r"^#(\d+) CACHED")
 _TRANSIENT = re.compile(
@@ -111,10 +118,12 @@ class BuildxEngine:
                     lines.append(line.rstrip("\n"))
                     self.on_output(request.target_id, lines[-1])
             except DockerException as error:
-                raise classify(lines or (error.stderr or "").splitlines(), error.return_code) from None
+                failure = classify(lines or (error.stderr or "").splitlines(), error.return_code)
+                failure.log_tail = tuple(lines[-LOG_TAIL_LINES:])
+                raise failure from None
             digest = json.loads(metadata.read_text())["containerimage.digest"]
         steps, cached = _step_counts(lines)
-        return BuildResult(digest, time.monotonic() - started, steps, cached, tuple(lines[-20:]))
+        return BuildResult(digest, time.monotonic() - started, steps, cached)
 
     def push(self, reference: str) -> str:
         """Push a built image from the local store; return the digest the registry now holds for it.
@@ -129,7 +138,7 @@ class BuildxEngine:
         except DockerException as error:
             failure = classify((error.stderr or "").splitlines(), error.return_code)
             if _UNAUTHORIZED.search(str(failure)):
-                host = Reference(reference).host
+                host = parse(reference).host
                 raise EngineError(f"not logged in to {host}: run docker login {host}", transient=False) from None
             raise failure from None
         digest = self.registry.digest(reference)
@@ -142,7 +151,7 @@ class BuildxEngine:
 
         Images on Docker Hub (docker.io, a name rather than an API host) are looked up by buildx itself.
         """
-        if Reference(reference).host != DOCKER_HUB:
+        if parse(reference).host != DOCKER_HUB:
             return self.registry.digest(reference)
         return self._inspect_digest(reference)
 
@@ -188,25 +197,17 @@ class BuildxEngine:
         """True when the engine has the NVIDIA runtime (what `docker run --gpus` needs)."""
         return "nvidia" in self._docker_output(["info", "--format", "{{json .Runtimes}}"])
 
-    def image_size(self, reference: str, parent_layers: Sequence[str]) -> SizeReport:
-        """The size and waste report of an image in a registry, its layers streamed from there (listings cached)."""
-        from buildflow.quality.layers import from_registry
-
-        return from_registry(self.registry, reference, parent_layers=parent_layers, cache=self.layer_cache)
+    def image_layers(self, reference: str) -> ImageLayers:
+        """The layers and history of an image in a registry."""
+        return self.registry.image_layers(reference)
 
     def layer_digests(self, reference: str) -> tuple[str, ...]:
         """The layer digests of an image in a registry."""
-        from buildflow.quality.layers import layer_digests
+        return self.registry.layer_digests(reference)
 
-        return layer_digests(self.registry, reference)
-
-    @functools.cached_property
-    def layer_cache(self) -> LayerCache:
-        """File listings of layers by digest, kept across runs in the user's cache directory."""
-        from buildflow.caches import user_cache
-        from buildflow.quality.layers import LayerCache
-
-        return LayerCache(directory=user_cache("layers"))
+    def blob(self, reference: str, digest: str) -> BinaryIO:
+        """A stream of one blob of an image's repository."""
+        return self.registry.blob(reference, digest)
 
     def _remove_container(self, name: str) -> None:
         """Remove a test container if it is still there (killed client, timeout, interrupted run)."""

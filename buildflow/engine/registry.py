@@ -25,8 +25,8 @@ from email.message import Message
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from buildflow import references
-from buildflow.engine.base import EngineError
+from buildflow.engine.base import EngineError, ImageLayers
+from buildflow.references import DEFAULT_DOMAIN, Reference, parse
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -36,25 +36,18 @@ MANIFEST_TYPES = ", ".join(
         "application/vnd.docker.distribution.manifest.list.v2+json",
     ]
 )
-DOCKER_HUB = references.DEFAULT_DOMAIN
+DOCKER_HUB = DEFAULT_DOMAIN
 _OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+_IMAGE_MANIFESTS = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+_INDEXES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
 _LOOPBACK = ("localhost", "127.", "[::1]")
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
-
-
-class Reference:
-    """Registry host, repository and tag-or-digest of an image reference (docker.io/library/... spelled out)."""
-
-    def __init__(self, text: str) -> None:
-        host, _, rest = references.normalized(references.parse(text)).partition("/")
-        name, separator, digest = rest.partition("@")
-        repository, _, tag = name.rpartition(":") if ":" in name else (name, "", "latest")
-        self.host, self.repository = host, repository
-        self.tag = digest if separator else tag
-
-    def __str__(self) -> str:
-        joiner = "@" if self.tag.startswith("sha256:") else ":"
-        return f"{self.host}/{self.repository}{joiner}{self.tag}"
 
 
 class RegistryClient:
@@ -67,27 +60,27 @@ class RegistryClient:
 
     def digest(self, reference: str) -> str | None:
         """The digest of the manifest a reference names, or None when the registry has none."""
-        ref = Reference(reference)
-        status, headers, _ = self._request("HEAD", ref, f"manifests/{ref.tag}", {"Accept": MANIFEST_TYPES})
+        ref = parse(reference)
+        status, headers, _ = self._request("HEAD", ref, f"manifests/{ref.version}", {"Accept": MANIFEST_TYPES})
         if status == 404:
             return None
         return headers.get("Docker-Content-Digest") or self._digest_by_get(ref)
 
     def copy_tag(self, source: str, target: str) -> str:
         """Make `target` point at exactly the manifest of `source` (same bytes, same digest); return it."""
-        src, dst = Reference(source), Reference(target)
-        status, headers, body = self._request("GET", src, f"manifests/{src.tag}", {"Accept": MANIFEST_TYPES})
+        src, dst = parse(source), parse(target)
+        status, headers, body = self._request("GET", src, f"manifests/{src.version}", {"Accept": MANIFEST_TYPES})
         if status == 404:
             raise EngineError(f"{source} is not in the registry", transient=False)
         media_type = headers.get("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-        if (dst.host, dst.repository) != (src.host, src.repository):
+        if (dst.host, dst.remote) != (src.host, src.remote):
             self._mount_blobs(src, dst, json.loads(body))
-        self._request("PUT", dst, f"manifests/{dst.tag}", {"Content-Type": media_type}, body)
+        self._request("PUT", dst, f"manifests/{dst.version}", {"Content-Type": media_type}, body)
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
     def put_artifact(self, reference: str, data: bytes, media_type: str) -> str:
         """Store `data` as an OCI artifact (its config blob, no layers) under a tag; return the manifest digest."""
-        ref = Reference(reference)
+        ref = parse(reference)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         self._upload_blob(ref, digest, data)
         blob = {"mediaType": media_type, "digest": digest, "size": len(data)}
@@ -99,13 +92,13 @@ class RegistryClient:
             "layers": [],
         }
         body = json.dumps(manifest, sort_keys=True).encode()
-        self._request("PUT", ref, f"manifests/{ref.tag}", {"Content-Type": _OCI_MANIFEST}, body)
+        self._request("PUT", ref, f"manifests/{ref.version}", {"Content-Type": _OCI_MANIFEST}, body)
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
     def get_artifact(self, reference: str, media_type: str) -> bytes | None:
         """The data of an artifact put_artifact stored, or None when the tag is missing or holds something else."""
-        ref = Reference(reference)
-        status, _, body = self._request("GET", ref, f"manifests/{ref.tag}", {"Accept": MANIFEST_TYPES})
+        ref = parse(reference)
+        status, _, body = self._request("GET", ref, f"manifests/{ref.version}", {"Accept": MANIFEST_TYPES})
         if status == 404:
             return None
         try:
@@ -121,11 +114,11 @@ class RegistryClient:
 
     def manifest(self, reference: str) -> tuple[dict[str, Any], str]:
         """The parsed manifest (or index) a reference names, and its media type; EngineError when it is missing."""
-        ref = Reference(reference)
-        status, headers, body = self._request("GET", ref, f"manifests/{ref.tag}", {"Accept": MANIFEST_TYPES})
+        ref = parse(reference)
+        status, headers, body = self._request("GET", ref, f"manifests/{ref.version}", {"Accept": MANIFEST_TYPES})
         if status == 404:
             raise EngineError(f"{reference} is not in the registry", transient=False)
-        if ref.tag.startswith("sha256:") and "sha256:" + hashlib.sha256(body).hexdigest() != ref.tag:
+        if ref.version.startswith("sha256:") and "sha256:" + hashlib.sha256(body).hexdigest() != ref.version:
             raise EngineError(f"{reference}: the registry answered a manifest with another digest", transient=False)
         try:
             manifest = json.loads(body)
@@ -139,16 +132,16 @@ class RegistryClient:
 
     def blob(self, reference: str, digest: str) -> BinaryIO:
         """A stream of one blob of a reference's repository, checked against its digest when read to the end."""
-        ref = Reference(reference)
-        url = f"{_scheme(ref.host)}://{ref.host}/v2/{ref.repository}/blobs/{digest}"
+        ref = parse(reference)
+        url = f"{_scheme(ref.host)}://{ref.host}/v2/{ref.remote}/blobs/{digest}"
         response = self._open_stream(ref, url)
-        return io.BufferedReader(_VerifiedStream(response, digest, f"{ref.host}/{ref.repository}@{digest}"))
+        return io.BufferedReader(_VerifiedStream(response, digest, f"{ref.host}/{ref.remote}@{digest}"))
 
     def blob_json(self, reference: str, digest: str) -> Any:
         """A small JSON blob (an image config), parsed, after checking its digest."""
-        ref = Reference(reference)
+        ref = parse(reference)
         status, _, data = self._request("GET", ref, f"blobs/{digest}", {})
-        where = f"{ref.host}/{ref.repository}@{digest}"
+        where = f"{ref.host}/{ref.remote}@{digest}"
         if status == 404:
             raise EngineError(f"blob {where} is not in the registry", transient=False)
         if not _digest_matches(digest, data):
@@ -157,6 +150,30 @@ class RegistryClient:
             return json.loads(data)
         except ValueError:
             raise EngineError(f"blob {where} is not JSON", transient=False) from None
+
+    def image_layers(self, reference: str) -> ImageLayers:
+        """The layers and config history of a single-platform image (linux/amd64, or the only image, of an index)."""
+        manifest = self._image_manifest(reference)
+        config = self.blob_json(reference, manifest["config"]["digest"])
+        history = config.get("history") if isinstance(config, dict) else None
+        layers = tuple((str(layer["digest"]), int(layer.get("size", 0))) for layer in manifest.get("layers", []))
+        return ImageLayers(layers, tuple(history) if isinstance(history, list) else ())
+
+    def layer_digests(self, reference: str) -> tuple[str, ...]:
+        """The layer digests of an image, in order, from its manifest alone (cheap: no blob is read)."""
+        manifest = self._image_manifest(reference)
+        return tuple(str(layer["digest"]) for layer in manifest.get("layers", []))
+
+    def _image_manifest(self, reference: str) -> dict[str, Any]:
+        """The single-platform image manifest of a reference: itself, or linux/amd64 (or the only image) of an index."""
+        manifest, media_type = self.manifest(reference)
+        if media_type in _INDEXES:
+            ref = parse(reference)
+            digest = _platform_digest(manifest, reference)
+            manifest, media_type = self.manifest(f"{ref.host}/{ref.remote}@{digest}")
+        if media_type not in _IMAGE_MANIFESTS or not isinstance(manifest.get("config"), dict):
+            raise EngineError(f"{reference} is not a single-platform image (media type {media_type})", transient=False)
+        return manifest
 
     def _open_stream(self, ref: Reference, url: str) -> http.client.HTTPResponse:
         """A GET whose answer is read as a stream, authenticating once when challenged; errors become EngineErrors."""
@@ -171,14 +188,14 @@ class RegistryClient:
             return response
         status, retry_after = response.status, response.headers.get("Retry-After", "")
         response.close()
-        where = f"{ref.host}/{ref.repository}/{url.rpartition('/')[2]}"
+        where = f"{ref.host}/{ref.remote}/{url.rpartition('/')[2]}"
         if status == 404:
             raise EngineError(f"blob {where} is not in the registry", transient=False)
         raise _http_error(status, retry_after, ref, f"GET {where}")
 
     def _send_streaming(self, url: str, headers: Mapping[str, str], ref: Reference) -> http.client.HTTPResponse:
         """_send for a GET whose body the caller reads (and closes): the open response, error statuses included."""
-        token = self._tokens.get((ref.host, ref.repository))
+        token = self._tokens.get((ref.host, ref.remote))
         all_headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **headers}
         request = urllib.request.Request(url, method="GET", headers=all_headers)
         try:
@@ -197,13 +214,13 @@ class RegistryClient:
         _, headers, _ = self._request("POST", ref, "blobs/uploads/", {"Content-Length": "0"}, b"")
         location = headers.get("Location", "")
         if not location:
-            raise EngineError(f"{ref.host} gave no upload location for {ref.repository}", transient=True)
+            raise EngineError(f"{ref.host} gave no upload location for {ref.remote}", transient=True)
         url = urllib.parse.urljoin(f"{_scheme(ref.host)}://{ref.host}/", location)
         url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": digest})
         self._request_url("PUT", ref, url, {"Content-Type": "application/octet-stream"}, data)
 
     def _digest_by_get(self, ref: Reference) -> str:
-        _, _, body = self._request("GET", ref, f"manifests/{ref.tag}", {"Accept": MANIFEST_TYPES})
+        _, _, body = self._request("GET", ref, f"manifests/{ref.version}", {"Accept": MANIFEST_TYPES})
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
     def _mount_blobs(self, src: Reference, dst: Reference, manifest: Mapping[str, object]) -> None:
@@ -215,14 +232,14 @@ class RegistryClient:
         blobs = [manifest.get("config"), *manifest.get("layers", [])]  # type: ignore[misc]
         for blob in blobs:
             if isinstance(blob, dict) and "digest" in blob:
-                query = urllib.parse.urlencode({"mount": blob["digest"], "from": src.repository})
+                query = urllib.parse.urlencode({"mount": blob["digest"], "from": src.remote})
                 self._request("POST", dst, f"blobs/uploads/?{query}", {"Content-Length": "0"}, b"")
 
     def _request(
         self, method: str, ref: Reference, path: str, headers: Mapping[str, str], body: bytes | None = None
     ) -> tuple[int, Message, bytes]:
         """One registry call, authenticating once when challenged; errors become EngineErrors."""
-        url = f"{_scheme(ref.host)}://{ref.host}/v2/{ref.repository}/{path}"
+        url = f"{_scheme(ref.host)}://{ref.host}/v2/{ref.remote}/{path}"
         return self._request_url(method, ref, url, headers, body)
 
     def _request_url(
@@ -237,13 +254,13 @@ class RegistryClient:
                     method, url, {**headers, "Authorization": authorization}, body, ref
                 )
         if status >= 400 and status != 404:
-            raise _http_error(status, answer_headers.get("Retry-After", ""), ref, f"{method} {ref}")
+            raise _http_error(status, answer_headers.get("Retry-After", ""), ref, f"{method} {ref.canonical}")
         return status, answer_headers, answer
 
     def _send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, ref: Reference
     ) -> tuple[int, Message, bytes]:
-        token = self._tokens.get((ref.host, ref.repository))
+        token = self._tokens.get((ref.host, ref.remote))
         all_headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **headers}
         request = urllib.request.Request(url, data=body, method=method, headers=all_headers)
         try:
@@ -263,7 +280,7 @@ class RegistryClient:
         fields = dict(_CHALLENGE.findall(challenge))
         if "realm" not in fields:
             return None
-        scope = fields.get("scope") or f"repository:{ref.repository}:pull,push"
+        scope = fields.get("scope") or f"repository:{ref.remote}:pull,push"
         query = urllib.parse.urlencode({"service": fields.get("service", ""), "scope": scope})
         headers = {"Authorization": _basic(credentials)} if credentials else {}
         request = urllib.request.Request(f"{fields['realm']}?{query}", headers=headers)
@@ -275,7 +292,7 @@ class RegistryClient:
         token = answer.get("token") or answer.get("access_token")
         if not token:
             return None
-        self._tokens[(ref.host, ref.repository)] = token
+        self._tokens[(ref.host, ref.remote)] = token
         return f"Bearer {token}"
 
     def _credentials(self, host: str) -> tuple[str, str] | None:
@@ -292,6 +309,24 @@ class RegistryClient:
             user, _, secret = base64.b64decode(auth).decode().partition(":")
             return user, secret
         return None
+
+
+def _platform_digest(index: Mapping[str, Any], reference: str) -> str:
+    """The digest of linux/amd64 in an index, or of its only image (attestation manifests left out)."""
+    images = [
+        entry
+        for entry in index.get("manifests", [])
+        if isinstance(entry, dict) and entry.get("platform", {}).get("os") != "unknown"
+    ]
+    for entry in images:
+        platform = entry.get("platform", {})
+        if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
+            return str(entry["digest"])
+    if len(images) == 1:
+        return str(images[0]["digest"])
+    platforms = sorted(f"{e.get('platform', {}).get('os')}/{e.get('platform', {}).get('architecture')}" for e in images)
+    available = ", ".join(platforms) or "none"
+    raise EngineError(f"{reference} has no linux/amd64 image (it has {available})", transient=False)
 
 
 def _retry_after(value: str) -> float | None:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
-from buildflow.engine.base import BuildRequest, BuildResult, Engine, EngineError, TestRequest, TestRun
+from buildflow.engine.base import (
+    BuildRequest,
+    BuildResult,
+    Engine,
+    EngineError,
+    ImageLayers,
+    TestRequest,
+    TestRun,
+)
 from buildflow.model import RetryPolicy
-
-if TYPE_CHECKING:
-    from buildflow.quality.layers import SizeReport
 
 Result = TypeVar("Result")
 RETRY_AFTER_CAP = 300.0  # seconds: a Retry-After longer than this is not waited out
@@ -80,13 +85,21 @@ class RetryingEngine:
         """Ask the engine whether it has GPUs, retrying transient failures."""
         return self._call("gpus", self.engine.has_gpus)
 
-    def image_size(self, reference: str, parent_layers: Sequence[str]) -> SizeReport:
-        """Measure an image, retrying transient failures."""
-        return self._call(reference, self.engine.image_size, reference, parent_layers)
+    def image_layers(self, reference: str) -> ImageLayers:
+        """An image's layers and history, retrying transient failures."""
+        return self._call(reference, self.engine.image_layers, reference)
 
     def layer_digests(self, reference: str) -> tuple[str, ...]:
         """An image's layer digests, retrying transient failures."""
         return self._call(reference, self.engine.layer_digests, reference)
+
+    def blob(self, reference: str, digest: str) -> BinaryIO:
+        """Open a blob stream, retrying transient failures to open it (not to read it: see attempt)."""
+        return self._call(reference, self.engine.blob, reference, digest)
+
+    def attempt(self, subject: str, function: Callable[[], Result]) -> Result:
+        """Call `function` (several engine calls, say), trying it again as a whole on a transient failure."""
+        return self._call(subject, function)
 
     def _call(self, subject: str, function: Callable[..., Result], *args: Any) -> Result:
         tenacity = self.tenacity

@@ -15,7 +15,7 @@ from buildflow.output.render import graph_mermaid
 from buildflow.output.report import WASTE_HEADING, short_digest, size_cell, totals, waste_lines
 from buildflow.plan.planner import Plan
 from buildflow.run.imagetests import TestResult
-from buildflow.run.scheduler import Outcome, RunResult, Status
+from buildflow.run.outcome import Outcome, RunResult, Status
 
 # Terminal colour codes, then every character XML 1.0 cannot hold (build output carries both).
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -9,7 +9,7 @@ from typing import Any
 
 from buildflow import log
 from buildflow.output.report import short_digest
-from buildflow.run.scheduler import Outcome, Status
+from buildflow.run.outcome import Outcome, Status
 
 _LEVELS = {
     "failed": "error",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from buildflow.output.render import aligned
 from buildflow.plan.planner import Plan
+from buildflow.quality.summary import SizeSummary
 from buildflow.run.imagetests import summary
-from buildflow.run.scheduler import Outcome, RunResult, Status
+from buildflow.run.outcome import Outcome, RunResult, Status
 from buildflow.sizes import human
 
 
@@ -37,12 +37,12 @@ def totals(result: RunResult) -> str:
     return f"{text or 'no targets'} in {result.seconds:.1f}s."
 
 
-def size_cell(size: Mapping[str, Any] | None) -> str:
+def size_cell(size: SizeSummary | None) -> str:
     """'7.0 MB (+5.0 MB, 5.0 MB wasted)': the image, what it adds over its parent, what its own layers waste."""
     if not size:
         return "-"
-    wasted = f", {human(size['wasted_here'])} wasted" if size["wasted_here"] else ""
-    return f"{human(size['size'])} (+{human(size['added'])}{wasted})"
+    wasted = f", {human(size.wasted_here)} wasted" if size.wasted_here else ""
+    return f"{human(size.size)} (+{human(size.added)}{wasted})"
 
 
 WASTE_HEADING = "Wasted space (files a later layer deletes or overwrites; their bytes stay in the image):"
@@ -52,12 +52,12 @@ def waste_lines(result: RunResult, most: int = 3) -> list[str]:
     """The largest files each image's own layers write and then delete or overwrite, with both instructions."""
     lines = []
     for outcome in result.outcomes.values():
-        entries = [entry for entry in (outcome.size or {}).get("waste", []) if entry["here"]]
+        entries = [entry for entry in (outcome.size.waste if outcome.size else ()) if entry.here]
         for entry in entries[:most]:
             lines.append(
-                f"{outcome.target.id}: {entry['path']} {human(entry['bytes'])}, written by layer "
-                f"{entry['written_in']} `{_short(entry['written_by'])}`, {entry['how']} by layer {entry['removed_in']} "
-                f"`{_short(entry['removed_by'])}`"
+                f"{outcome.target.id}: {entry.path} {human(entry.bytes)}, written by layer "
+                f"{entry.written_in} `{_short(entry.written_by)}`, {entry.how} by layer {entry.removed_in} "
+                f"`{_short(entry.removed_by)}`"
             )
         if len(entries) > most:
             lines.append(f"{outcome.target.id}: and {len(entries) - most} more (see the JSON report)")
@@ -145,7 +145,7 @@ def _target_document(outcome: Outcome) -> dict[str, Any]:
         "error": outcome.error or None,
         "why": outcome.why or None,
         "tests": [result.to_json() for result in outcome.tests],
-        "size": outcome.size,
+        "size": outcome.size.to_json() if outcome.size else None,
     }
 
 

@@ -34,20 +34,11 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
-from buildflow.engine.base import EngineError
-from buildflow.engine.registry import Reference, RegistryClient
+from buildflow.engine.base import ImageLayers
 
 _CACHE_VERSION = 1
-_IMAGE_MANIFESTS = (
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-)
-_INDEXES = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-)
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _WHITEOUT = ".wh."
@@ -233,26 +224,31 @@ def analyze(
     )
 
 
+class LayerSource(Protocol):
+    """Where an image's layers are read from: a registry client, or an engine's registry side."""
+
+    def image_layers(self, reference: str) -> ImageLayers:
+        """The layers and history of a single-platform image."""
+        ...
+
+    def blob(self, reference: str, digest: str) -> BinaryIO:
+        """A stream of one blob of the image's repository."""
+        ...
+
+
 def from_registry(
-    client: RegistryClient, reference: str, *, parent_layers: Sequence[str] = (), cache: LayerCache | None = None
+    source: LayerSource, reference: str, *, parent_layers: Sequence[str] = (), cache: LayerCache | None = None
 ) -> SizeReport:
     """The size and waste report of an image in a registry (layers streamed from it, or taken from the cache)."""
-    manifest = _image_manifest(client, reference)
-    config = client.blob_json(reference, manifest["config"]["digest"])
-    history = config.get("history") if isinstance(config, dict) else None
+    image = source.image_layers(reference)
     return analyze(
-        _manifest_layers(manifest),
-        history if isinstance(history, list) else [],
-        lambda digest: client.blob(reference, digest),
+        image.layers,
+        image.history,
+        lambda digest: source.blob(reference, digest),
         reference=reference,
         parent_layers=parent_layers,
         cache=cache,
     )
-
-
-def layer_digests(client: RegistryClient, reference: str) -> tuple[str, ...]:
-    """The layer digests of an image, in order, from its manifest alone (cheap: no blob is read)."""
-    return tuple(digest for digest, _ in _manifest_layers(_image_manifest(client, reference)))
 
 
 class _Tree:
@@ -415,41 +411,6 @@ def _by_bytes(waste: Sequence[Waste]) -> tuple[Waste, ...]:
     return tuple(sorted(waste, key=lambda item: (-item.bytes, item.path, item.written_in, item.removed_in)))
 
 
-def _image_manifest(client: RegistryClient, reference: str) -> dict[str, Any]:
-    """The single-platform image manifest of a reference: itself, or linux/amd64 (or the only image) of an index."""
-    manifest, media_type = client.manifest(reference)
-    if media_type in _INDEXES:
-        ref = Reference(reference)
-        digest = _platform_digest(manifest, reference)
-        manifest, media_type = client.manifest(f"{ref.host}/{ref.repository}@{digest}")
-    if media_type not in _IMAGE_MANIFESTS or not isinstance(manifest.get("config"), dict):
-        raise EngineError(f"{reference} is not a single-platform image (media type {media_type})", transient=False)
-    return manifest
-
-
-def _platform_digest(index: Mapping[str, Any], reference: str) -> str:
-    """The digest of linux/amd64 in an index, or of its only image (attestation manifests left out)."""
-    images = [
-        entry
-        for entry in index.get("manifests", [])
-        if isinstance(entry, dict) and entry.get("platform", {}).get("os") != "unknown"
-    ]
-    for entry in images:
-        platform = entry.get("platform", {})
-        if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
-            return str(entry["digest"])
-    if len(images) == 1:
-        return str(images[0]["digest"])
-    platforms = sorted(f"{e.get('platform', {}).get('os')}/{e.get('platform', {}).get('architecture')}" for e in images)
-    available = ", ".join(platforms) or "none"
-    raise EngineError(f"{reference} has no linux/amd64 image (it has {available})", transient=False)
-
-
-def _manifest_layers(manifest: Mapping[str, Any]) -> list[tuple[str, int]]:
-    """(digest, compressed size) of each layer of an image manifest, in order."""
-    return [(str(layer["digest"]), int(layer.get("size", 0))) for layer in manifest.get("layers", [])]
-
-
 def _listing_to_json(digest: str, listing: _Listing) -> dict[str, Any]:
     """A listing as a cache file's JSON."""
     return {
@@ -520,14 +481,3 @@ class _Counting(io.RawIOBase):
         view[: len(chunk)] = chunk
         self.count += len(chunk)
         return len(chunk)
-
-
-WASTE_SHOWN = 20  # waste entries kept per image in reports and build records (the totals count them all)
-
-
-def size_document(report: SizeReport) -> dict[str, Any]:
-    """The report as stored in build records and JSON reports: every layer, the WASTE_SHOWN largest waste entries."""
-    document = report.to_json()
-    document["waste_entries"] = len(document["waste"])
-    document["waste"] = document["waste"][:WASTE_SHOWN]
-    return document

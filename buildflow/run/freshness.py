@@ -1,37 +1,20 @@
-"""Is a target up to date? Build records kept beside each image in the registry, and why a target is stale.
-
-A build record is a small JSON document stored as an OCI artifact next to the image it describes, under
-`bf-<fingerprint>.record` and, for the latest build of each target, `bf-last.<target>`. It holds the inputs
-(Dockerfile and context file digests, build args, bases, parents), the digest built and when, so that a
-CI runner that keeps nothing locally can still say what changed since the last build.
-"""
+"""Is a target up to date? The registry's image and build record of each target, and why a target is stale."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from buildflow import __version__
-from buildflow.engine.base import (
-    Engine,
-    EngineError,
-    content_reference,
-    image_parents,
-    last_record_reference,
-    record_reference,
-)
-from buildflow.model import Pipeline, Target, relative_path
-from buildflow.pipeline.fingerprint import context_files, file_digest
+from buildflow.engine.base import EngineError, Registry
+from buildflow.model import Pipeline, Target
 from buildflow.plan.planner import Plan
+from buildflow.run.naming import content_reference, image_parents, last_record_reference, record_reference
+from buildflow.run.records import BuildRecord, Inputs, decode, inputs
 
-RECORD_VERSION = 1
 _SHOWN_FILES = 3
 REGISTRY_CALLS = 16  # registry lookups (and tag copies) at once
-
-Record = dict[str, Any]
 
 
 class Assessment(NamedTuple):
@@ -39,65 +22,11 @@ class Assessment(NamedTuple):
 
     digest: str | None
     why: str
-    record: Record | None = None
+    record: BuildRecord | None = None
     error: EngineError | None = None  # the registry could not be asked
 
 
-def inputs(target: Target, pipeline: Pipeline) -> Record:
-    """Everything the fingerprint of a target covers, spelled out so that two builds can be compared."""
-    return {
-        "fingerprint": target.fingerprint,
-        "dockerfile": relative_path(target.dockerfile, pipeline.root),
-        "dockerfile_digest": file_digest(target.dockerfile),
-        "context": relative_path(target.context, pipeline.root),
-        "files": context_files(target.context, target.dockerfile),
-        "args": dict(target.args),
-        "stage": target.stage,
-        "platforms": list(target.platforms),
-        "labels": dict(target.labels),
-        "secrets": [secret.id for secret in target.secrets],
-        "bases": dict(target.bases),
-        "parents": {edge.parent: pipeline.targets[edge.parent].fingerprint for edge in target.parents},
-    }
-
-
-def build_record(
-    target: Target, pipeline: Pipeline, *, digest: str, parent_digests: Mapping[str, str], epoch: str
-) -> Record:
-    """The record of a finished build (no secret values: only secret ids are in the inputs)."""
-    now = time.time()
-    return {
-        "version": RECORD_VERSION,
-        "target": target.id,
-        "digest": digest,
-        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        "built_at": now,
-        "source_date_epoch": epoch,
-        "parent_digests": dict(parent_digests),
-        "buildflow": __version__,
-        "inputs": inputs(target, pipeline),
-    }
-
-
-def encode(record: Record) -> bytes:
-    """A record as the bytes stored in the registry."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
-
-
-def decode(data: bytes | None) -> Record | None:
-    """A stored record, or None when there is none or it is not one this version reads."""
-    if not data:
-        return None
-    try:
-        record = json.loads(data)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION or "digest" not in record:
-        return None
-    return record
-
-
-def assess(target: Target, pipeline: Pipeline, engine: Engine, *, max_age: float | None, now: float) -> Assessment:
+def assess(target: Target, pipeline: Pipeline, engine: Registry, *, max_age: float | None, now: float) -> Assessment:
     """Whether the registry holds this target's image, recorded and young enough to reuse, and why not.
 
     A lookup that fails (after its retries) means building: a rebuild from cache costs less than a guess.
@@ -108,29 +37,29 @@ def assess(target: Target, pipeline: Pipeline, engine: Engine, *, max_age: float
         return Assessment(None, f"the registry could not be asked ({error})", error=error)
 
 
-def _assess(target: Target, pipeline: Pipeline, engine: Engine, *, max_age: float | None, now: float) -> Assessment:
+def _assess(target: Target, pipeline: Pipeline, engine: Registry, *, max_age: float | None, now: float) -> Assessment:
     """assess() without the error handling."""
     record = decode(engine.get_record(record_reference(target, pipeline.registry)))
     if record is None:
         return Assessment(None, explain(target, pipeline, engine))
     digest = engine.manifest_digest(content_reference(target, pipeline.registry))
-    if digest != record["digest"]:
+    if digest != record.digest:
         return Assessment(None, "its image is no longer in the registry", record)
-    age = now - float(record.get("built_at", 0))
+    age = now - record.built_at
     if max_age is not None and age > max_age:
         return Assessment(None, f"older than max-age {_duration(max_age)} (built {_duration(age)} ago)", record)
     return Assessment(digest, f"up to date (built {_duration(age)} ago)", record)
 
 
-def explain(target: Target, pipeline: Pipeline, engine: Engine) -> str:
+def explain(target: Target, pipeline: Pipeline, engine: Registry) -> str:
     """Why a target without a record for its fingerprint must be built, against its latest build's record."""
     previous = decode(engine.get_record(last_record_reference(target, pipeline.registry)))
-    if previous is None or not isinstance(previous.get("inputs"), dict):
+    if previous is None or not previous.inputs:
         return "not built before (no build record in the registry)"
-    return "; ".join(changes(previous["inputs"], inputs(target, pipeline))) or "buildflow's fingerprint changed"
+    return "; ".join(changes(previous.inputs, inputs(target, pipeline))) or "buildflow's fingerprint changed"
 
 
-def changes(before: Record, after: Record) -> list[str]:
+def changes(before: Inputs, after: Inputs) -> list[str]:
     """What differs between two builds' inputs, in words, most telling first."""
     reasons = []
     if before.get("dockerfile") != after["dockerfile"]:
@@ -201,7 +130,7 @@ def _duration(seconds: float) -> str:
 
 
 def plan_states(
-    plan: Plan, engine: Engine, *, max_age: float | None, force: frozenset[str] | None = frozenset()
+    plan: Plan, engine: Registry, *, max_age: float | None, force: frozenset[str] | None = frozenset()
 ) -> dict[str, Assessment]:
     """What a build of the plan would do with each target, looked up in parallel: reuse it or build it, and why."""
     pipeline, now = plan.pipeline, time.time()
@@ -236,14 +165,14 @@ def _with_parents(state: Assessment, parents: Sequence[tuple[str, Assessment]]) 
     return state
 
 
-def moved_parents(record: Record | None, digests: Mapping[str, str]) -> list[str]:
+def moved_parents(record: BuildRecord | None, digests: Mapping[str, str]) -> list[str]:
     """The parents whose digest now differs from the one the record was built on (rebuilt since, here or
     elsewhere, with the same fingerprint: a max-age or forced rebuild that changed the image)."""
-    recorded = (record or {}).get("parent_digests", {})
+    recorded = record.parent_digests if record else {}
     return [parent for parent, digest in digests.items() if recorded.get(parent) != digest]
 
 
-def base_resolver(engine: Engine, warn: Callable[[str, str], None]) -> Callable[[Sequence[str]], dict[str, str]]:
+def base_resolver(engine: Registry, warn: Callable[[str, str], None]) -> Callable[[Sequence[str]], dict[str, str]]:
     """Looks external bases up in parallel; one that cannot be found is warned about and left unresolved."""
 
     def digest(name: str) -> str | None:

@@ -9,8 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from buildflow.engine.base import Engine, EngineError, TestRequest, content_reference, pinned
+from buildflow.engine.base import Engine, Tester, TestRequest
 from buildflow.model import Pipeline, Target
+from buildflow.references import pinned
+from buildflow.run.naming import content_reference
+from buildflow.run.outcome import Failure, FailureKind
 
 OUTPUT_LINES = 20  # lines of a test's output kept for reports
 
@@ -96,7 +99,7 @@ def image_tests_key(tests: tuple[ImageTest, ...]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def run_tests(engine: Engine, image: str, tests: tuple[ImageTest, ...]) -> list[TestResult]:
+def run_tests(engine: Tester, image: str, tests: tuple[ImageTest, ...]) -> list[TestResult]:
     """Run every test in a fresh container of `image`, one after the other; engine failures raise EngineError."""
     results = []
     gpus: bool | None = None
@@ -116,8 +119,8 @@ def run_tests(engine: Engine, image: str, tests: tuple[ImageTest, ...]) -> list[
     return results
 
 
-def failure(target_id: str, results: list[TestResult]) -> EngineError | None:
-    """The error that fails a target whose test failed: the first failed command, why, and its last line."""
+def failure(target_id: str, results: list[TestResult]) -> Failure | None:
+    """The failure of a target whose test failed: the first failed command, why, and its last line."""
     failed = [result for result in results if not result.passed]
     if not failed:
         return None
@@ -126,7 +129,8 @@ def failure(target_id: str, results: list[TestResult]) -> EngineError | None:
     inherited = f" (inherited from {first.test.origin})" if first.test.origin != target_id else ""
     more = f"; {len(failed) - 1} more failed" if len(failed) > 1 else ""
     detail = f": {last_line.strip()}" if last_line else ""
-    return EngineError(f"test `{first.test.command}`{inherited} failed, {first.reason}{detail}{more}", transient=False)
+    message = f"test `{first.test.command}`{inherited} failed, {first.reason}{detail}{more}"
+    return Failure(FailureKind.TEST, message, tuple(first.output.splitlines()))
 
 
 def summary(results: list[TestResult]) -> str:

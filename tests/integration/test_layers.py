@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from buildflow.engine.registry import RegistryClient
-from buildflow.quality.layers import LayerCache, from_registry, layer_digests
+from buildflow.quality.layers import LayerCache, from_registry
 from tests.integration.conftest import BUSYBOX, REGISTRY
 
 pytestmark = pytest.mark.integration
@@ -75,7 +75,7 @@ def test_a_child_adds_only_its_own_layers_over_its_parent(tmp_path: Path, namesp
     build(tmp_path / "parent", parent, PARENT)
     build(tmp_path / "child", child, CHILD, "--build-arg", f"BASE_IMAGE={parent}")
     client, cache = RegistryClient(), LayerCache(tmp_path)
-    parent_layers = layer_digests(client, parent)
+    parent_layers = client.layer_digests(parent)
     report = from_registry(client, child, parent_layers=parent_layers, cache=cache)
     assert tuple(layer.digest for layer in report.layers[: len(parent_layers)]) == parent_layers
     assert report.added_layers == 2

@@ -17,7 +17,9 @@ from buildflow.output.ci_reports import (
 )
 from buildflow.output.render import graph_mermaid
 from buildflow.plan.planner import Plan, make_plan
-from buildflow.run.scheduler import Outcome, RunResult, Status
+from buildflow.quality.summary import SizeSummary
+from buildflow.run import outcome as run
+from buildflow.run.outcome import FailureKind, Outcome, RunResult, Status
 from tests.conftest import dockerfiles, load
 
 TREE = """\
@@ -49,8 +51,9 @@ def _outcomes(plan: Plan) -> dict[str, Outcome]:
     base.status, base.why, base.digest, base.reference = Status.REUSED, "fingerprint abc in registry", DIGEST, "r:bf-1"
     cpu.status, cpu.digest, cpu.reference, cpu.started, cpu.finished = Status.BUILT, DIGEST, "r:bf-2", 10.0, 12.5
     cpu.why, cpu.released = "new Dockerfile", ("cpu:1", "cpu:latest")
-    cuda.status, cuda.error, cuda.started, cuda.finished = Status.FAILED, ERROR, 10.0, 13.5
-    app.status, app.error = Status.BLOCKED, "cuda failed"
+    cuda.end(Status.FAILED, FailureKind.BUILD, ERROR)
+    cuda.started, cuda.finished = 10.0, 13.5
+    app.end(Status.BLOCKED, FailureKind.BLOCKED, "cuda failed")
     return outcomes
 
 
@@ -114,7 +117,7 @@ def test_junit_status_mapping(plan: Plan, mixed: RunResult) -> None:
 def test_junit_cancelled_is_skipped_with_its_reason(plan: Plan, built: RunResult) -> None:
     """A cancelled target is skipped with the reason it never started."""
     outcome = built.outcomes["app"]
-    outcome.status, outcome.error = Status.CANCELLED, "not started: an earlier target failed"
+    outcome.end(Status.CANCELLED, FailureKind.CANCELLED, "not started: an earlier target failed")
     skipped = _cases(junit_document(plan, built))["app"].find("skipped")
     assert skipped is not None and skipped.attrib["message"] == "not started: an earlier target failed"
 
@@ -147,7 +150,7 @@ def test_junit_system_out_has_digest_and_tags(plan: Plan, mixed: RunResult) -> N
 
 def test_junit_keeps_xml_special_characters_and_drops_control_characters(plan: Plan, mixed: RunResult) -> None:
     """<, &, quotes survive; colour codes and NUL, which XML cannot hold, are dropped."""
-    mixed.outcomes["cuda"].error = "\x1b[31mERROR\x1b[0m: a < b & \"c\" 'd' >\x00 e"
+    mixed.outcomes["cuda"].failure = run.Failure(FailureKind.BUILD, "\x1b[31mERROR\x1b[0m: a < b & \"c\" 'd' >\x00 e")
     document = junit_document(plan, mixed)
     assert document.startswith(b"<?xml")
     failure = _cases(document)["cuda"].find("failure")
@@ -156,7 +159,7 @@ def test_junit_keeps_xml_special_characters_and_drops_control_characters(plan: P
 
 def test_junit_multiline_error_survives_in_the_message(plan: Plan, mixed: RunResult) -> None:
     """A line break in an error stays a line break in the message attribute."""
-    mixed.outcomes["cuda"].error = "first line\nsecond line"
+    mixed.outcomes["cuda"].failure = run.Failure(FailureKind.BUILD, "first line\nsecond line")
     (suite,) = list(JUnitXml.fromstring(junit_document(plan, mixed)))
     (failure,) = next(case for case in suite if case.name == "cuda").result
     assert failure.message == "first line\nsecond line"
@@ -220,7 +223,7 @@ def test_summary_heading_totals_and_table(plan: Plan, mixed: RunResult) -> None:
 
 def test_summary_escapes_pipes_and_newlines(plan: Plan, mixed: RunResult) -> None:
     """Pipes and line breaks in a cell do not break the table."""
-    mixed.outcomes["cuda"].error = "a | b\nc || d"
+    mixed.outcomes["cuda"].failure = run.Failure(FailureKind.BUILD, "a | b\nc || d")
     rows = _table_rows(summary_markdown(plan, mixed))
     assert all(len(_cells(row)) == 7 for row in rows)
     cuda = next(_cells(row) for row in rows if row.startswith("| cuda "))
@@ -228,9 +231,14 @@ def test_summary_escapes_pipes_and_newlines(plan: Plan, mixed: RunResult) -> Non
 
 
 SIZE = {
+    "reference": "localhost:5000/t/cpu@sha256:1",
     "size": 7_000_000,
+    "compressed": 3_000_000,
     "added": 5_000_000,
+    "added_layers": 2,
+    "wasted": 5_000_000,
     "wasted_here": 5_000_000,
+    "layers": [],
     "waste": [
         {
             "path": "/tmp/x.bin",
@@ -248,7 +256,7 @@ SIZE = {
 
 def test_summary_shows_sizes_and_wasted_space(plan: Plan, mixed: RunResult) -> None:
     """The Size cell and a Wasted space list naming the file and both instructions."""
-    mixed.outcomes["cpu"].size = SIZE
+    mixed.outcomes["cpu"].size = SizeSummary.from_json(SIZE)
     markdown = summary_markdown(plan, mixed)
     cpu = next(_cells(row) for row in _table_rows(markdown) if row.startswith("| cpu "))
     assert cpu[4] == "7.0 MB (+5.0 MB, 5.0 MB wasted)"

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from buildflow.engine.base import BuildOptions, build_request, cache_settings, content_reference, pinned, repository
 from buildflow.engine.buildx import _build_arguments, _step_counts, classify
-from buildflow.engine.registry import Reference, _scheme
+from buildflow.engine.registry import _scheme
 from buildflow.output.report import report_document, summary_table
 from buildflow.plan.planner import make_plan
-from buildflow.run.scheduler import Outcome, RunResult, Status
+from buildflow.references import parse, pinned
+from buildflow.run.naming import build_request, cache_settings, content_reference, repository
+from buildflow.run.outcome import BuildOptions, FailureKind, Outcome, RunResult, Status
 from tests.conftest import load
 
 PIPELINE = """\
@@ -163,10 +164,10 @@ def test_step_counts_leave_out_internal_steps_and_from() -> None:
 
 
 def test_registry_references() -> None:
-    digest_ref = Reference("localhost:5000/a/b@sha256:" + "a" * 64)
-    assert (digest_ref.host, digest_ref.repository, digest_ref.tag) == ("localhost:5000", "a/b", "sha256:" + "a" * 64)
-    tag_ref = Reference("registry.example:443/team/app")
-    assert (tag_ref.repository, tag_ref.tag, str(tag_ref)) == (
+    digest_ref = parse("localhost:5000/a/b@sha256:" + "a" * 64)
+    assert (digest_ref.host, digest_ref.remote, digest_ref.version) == ("localhost:5000", "a/b", "sha256:" + "a" * 64)
+    tag_ref = parse("registry.example:443/team/app")
+    assert (tag_ref.remote, tag_ref.version, tag_ref.canonical) == (
         "team/app",
         "latest",
         "registry.example:443/team/app:latest",
@@ -181,8 +182,8 @@ def test_summary_and_report(pipeline) -> None:  # type: ignore[no-untyped-def]
     base = outcomes["base"]
     base.status, base.digest, base.reference, base.pushed = Status.BUILT, "sha256:" + "1" * 64, "r:bf-1", True
     base.started, base.finished, base.total_steps, base.cached_steps = 100.0, 101.5, 2, 2
-    outcomes["cuda"].status, outcomes["cuda"].error = Status.FAILED, "failed to solve: exit code: 1"
-    outcomes["app"].status, outcomes["app"].error = Status.BLOCKED, "cuda failed"
+    outcomes["cuda"].end(Status.FAILED, FailureKind.BUILD, "failed to solve: exit code: 1")
+    outcomes["app"].end(Status.BLOCKED, FailureKind.BLOCKED, "cuda failed")
     result = RunResult(outcomes, 2.0)
     table = summary_table(result)
     assert "base    BUILT    1.5s  sha256:111111111111  -     r:bf-1 [2/2 steps cached]" in table
@@ -218,7 +219,7 @@ def test_docker_hub_bases_are_looked_up_by_buildx_and_others_by_the_registry_cli
 
 
 def test_record_and_last_record_references(pipeline) -> None:  # type: ignore[no-untyped-def]
-    from buildflow.engine.base import last_record_reference, record_reference
+    from buildflow.run.naming import last_record_reference, record_reference
 
     target = pipeline.targets["cuda"]
     assert record_reference(target, "r") == content_reference(target, "r") + ".record"

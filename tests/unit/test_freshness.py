@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from buildflow.engine.base import BuildOptions, build_request
 from buildflow.errors import LockBusy, UsageError
 from buildflow.plan.planner import make_plan
 from buildflow.plan.since import changed_since
-from buildflow.run.freshness import build_record, changes, decode, encode, inputs, plan_states
+from buildflow.run.freshness import changes, plan_states
 from buildflow.run.lock import RunLock, lock_path
+from buildflow.run.naming import build_request
+from buildflow.run.outcome import BuildOptions
+from buildflow.run.records import build_record, decode, encode, inputs
 from tests.conftest import load, write_pipeline
-from tests.unit.test_scheduler import FakeEngine
+from tests.fakes import FakeEngine
 
 EXTERNAL = """\
     version: 1
@@ -120,7 +122,8 @@ def test_records_round_trip_and_hold_no_secret_values(tmp_path: Path, monkeypatc
 
 
 def test_status_propagates_a_parent_that_will_be_rebuilt(tmp_path: Path) -> None:
-    from buildflow.run.scheduler import RunOptions, Scheduler
+    from buildflow.run.dispatch import Scheduler
+    from buildflow.run.outcome import RunOptions
 
     pipeline = load(tmp_path, EXTERNAL, FILES)
     engine = FakeEngine()

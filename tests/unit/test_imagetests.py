@@ -7,10 +7,11 @@ from pathlib import Path
 
 from buildflow.engine.base import TestRequest, TestRun
 from buildflow.plan.planner import make_plan
+from buildflow.run.dispatch import Scheduler
 from buildflow.run.imagetests import ImageTest, failure, image_tests, run_tests, summary
-from buildflow.run.scheduler import RunOptions, Scheduler, Status
+from buildflow.run.outcome import RunOptions, Status
 from tests.conftest import dockerfiles, load
-from tests.unit.test_scheduler import FAST, FakeEngine
+from tests.fakes import FAST, FakeEngine
 
 PIPELINE = """\
     version: 1
@@ -86,7 +87,7 @@ def test_results_failures_and_gpu_skips(tmp_path: Path) -> None:
         ImageTest("exit 3", "base"),
         ImageTest("hang", "app", timeout=5),
     )
-    results = run_tests(engine, "img", tests)  # type: ignore[arg-type]
+    results = run_tests(engine, "img", tests)
     assert [r.status for r in results] == ["passed", "skipped", "failed", "failed"]
     assert [r.command for r in engine.requests] == ["exit 0", "exit 3", "hang"]  # the GPU test never ran
     assert results[1].reason == "needs GPUs (gpus: all) but the engine has no GPU runtime"
@@ -135,7 +136,7 @@ def test_the_live_table_says_when_a_target_is_being_tested(tmp_path: Path) -> No
     from rich.console import Console
 
     from buildflow.output.progress import Progress
-    from buildflow.run.scheduler import Outcome
+    from buildflow.run.outcome import Outcome
 
     pipeline = load(tmp_path, PIPELINE, FILES)
     outcome = Outcome(pipeline.targets["app"], Status.RUNNING, digest="sha256:" + "a" * 64, started=1.0)

@@ -24,7 +24,6 @@ from buildflow.quality.layers import (
     Waste,
     analyze,
     from_registry,
-    layer_digests,
 )
 from buildflow.sizes import human, parse_size
 
@@ -403,7 +402,7 @@ def test_from_registry_reads_an_index_and_streams_its_layers(registry: FakeRegis
     digests = push_image(registry, "t", {"x": 4096, "y": 1}, {".wh.x": 0}, history=history)
     reference = f"localhost:{registry.server_address[1]}/it/image:t"
     client = RegistryClient(timeout=10)
-    assert layer_digests(client, reference) == tuple(digests)
+    assert client.layer_digests(reference) == tuple(digests)
     assert not any("/blobs/" in path for path in registry.paths)  # the manifest only
     report = from_registry(client, reference, parent_layers=digests[:1], cache=LayerCache(tmp_path))
     assert (report.reference, report.size, report.added, report.wasted_here) == (reference, 4097, 0, 4096)

@@ -14,9 +14,11 @@ from buildflow.engine.retrying import RetryingEngine
 from buildflow.model import RetryPolicy
 from buildflow.output.report import report_document
 from buildflow.plan.planner import make_plan
-from buildflow.run.scheduler import RunOptions, Scheduler, Status
+from buildflow.run.dispatch import Scheduler
+from buildflow.run.outcome import RunOptions, Status
 from tests.conftest import dockerfiles, load
-from tests.unit.test_scheduler import FAST, TREE, FakeEngine
+from tests.fakes import FAST, FakeEngine
+from tests.unit.test_scheduler import TREE
 
 
 class Cancellable(FakeEngine):

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from buildflow.engine.base import BuildOptions, BuildRequest, BuildResult, EngineError, TestRequest, TestRun
-from buildflow.model import RetryPolicy
+from buildflow.engine.base import BuildRequest, BuildResult, EngineError
 from buildflow.plan.planner import make_plan
-from buildflow.quality.layers import LayerInfo, SizeReport
-from buildflow.run.scheduler import RunOptions, Scheduler, Status
+from buildflow.run.dispatch import Scheduler
+from buildflow.run.outcome import BuildOptions, RunOptions, Status
 from tests.conftest import dockerfiles, load
+from tests.fakes import FAST, FakeEngine
 
 TREE = """\
     version: 1
@@ -26,105 +25,6 @@ TREE = """\
       app: {from: cuda, tags: ["app:1", "app:latest"]}
       other: {tags: ["other:1"]}
     """
-FAST = RetryPolicy(attempts=3, initial_delay=0, max_delay=0)
-
-
-class FakeEngine:
-    """Records calls; fails the targets it is told to, transiently a number of times or for good."""
-
-    def __init__(
-        self,
-        fail: Sequence[str] = (),
-        transient: dict[str, int] | None = None,
-        seconds: float = 0.0,
-        push_faults: int = 0,
-    ) -> None:
-        self.fail, self.transient, self.seconds, self.push_faults = (
-            set(fail),
-            dict(transient or {}),
-            seconds,
-            push_faults,
-        )
-        self.built: dict[str, str] = {}
-        self.pushed: list[str] = []
-        self.lock = threading.Lock()
-        self.log: list[tuple[str, str]] = []
-        self.requests: dict[str, BuildRequest] = {}
-        self.tags: list[tuple[str, tuple[str, ...]]] = []
-        self.running = 0
-        self.most_running = 0
-        self.records: dict[str, bytes] = {}
-        self.registry: dict[str, str] = {}
-        self.layer_size = 1000
-
-    def build(self, request: BuildRequest) -> BuildResult:
-        with self.lock:
-            self.log.append(("start", request.target_id))
-            self.requests[request.target_id] = request
-            self.running += 1
-            self.most_running = max(self.most_running, self.running)
-        time.sleep(self.seconds)
-        with self.lock:
-            self.running -= 1
-            self.log.append(("end", request.target_id))
-            if self.transient.get(request.target_id, 0) > 0:
-                self.transient[request.target_id] -= 1
-                raise EngineError("connection reset by peer", transient=True)
-        if request.target_id in self.fail:
-            raise EngineError('process "/bin/sh -c false" did not complete successfully: exit code: 1', transient=False)
-        digest = f"sha256:{request.target_id.encode().hex():0<64}"[:71]
-        self.built[request.tags[0]] = digest
-        return BuildResult(digest, self.seconds, 2, 1)
-
-    def push(self, reference: str) -> str:
-        with self.lock:
-            if self.push_faults > 0:
-                self.push_faults -= 1
-                raise EngineError("unexpected status from HEAD request: 503 Service Unavailable", transient=True)
-            self.pushed.append(reference)
-            self.registry[reference] = self.built[reference]
-        return self.built[reference]
-
-    def manifest_digest(self, reference: str) -> str | None:
-        if reference in self.registry:
-            return self.registry[reference]
-        return "sha256:" + "e" * 64 if "base" in reference else None
-
-    def local_digest(self, reference: str) -> str | None:
-        return self.built.get(reference)
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-    def get_record(self, reference: str) -> bytes | None:
-        return self.records.get(reference)
-
-    def put_record(self, reference: str, data: bytes) -> None:
-        self.records[reference] = data
-
-    def tag(self, source: str, references: Sequence[str]) -> None:
-        self.tags.append((source, tuple(references)))
-
-    def tag_local(self, source: str, references: Sequence[str]) -> None:
-        self.tags.append((source, tuple(references)))
-
-    def run_test(self, request: TestRequest) -> TestRun:
-        with self.lock:
-            self.log.append(("test", f"{request.image} {request.command}"))
-        return TestRun(1 if request.command == "false" else 0, "", 0.0)
-
-    def has_gpus(self) -> bool:
-        return False
-
-    def image_size(self, reference: str, parent_layers: Sequence[str]) -> SizeReport:
-        digest = reference.rpartition("@")[2]
-        layers = (*parent_layers, digest)
-        infos = tuple(LayerInfo(i, layer, self.layer_size, self.layer_size, "RUN x") for i, layer in enumerate(layers))
-        total = self.layer_size * len(layers)
-        return SizeReport(reference, total, total, infos, self.layer_size, 1, 0, ())
-
-    def layer_digests(self, reference: str) -> tuple[str, ...]:
-        return ()
 
 
 def run(tmp_path: Path, engine: FakeEngine, *names: str, downstream: Sequence[str] = (), **options: object):  # type: ignore[no-untyped-def]

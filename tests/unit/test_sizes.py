@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from buildflow.quality.layers import WASTE_SHOWN, LayerInfo, SizeReport, Waste, size_document
-from buildflow.sizes import over_budget
+from buildflow.quality.layers import LayerInfo, SizeReport, Waste
+from buildflow.quality.summary import WASTE_SHOWN, SizeSummary, over_budget, size_document
 
 LAYERS = (
     LayerInfo(0, "sha256:a", 2_000_000, 900_000, "COPY busybox /bin/busybox"),
@@ -17,13 +17,13 @@ def report(waste: tuple[Waste, ...] = ()) -> SizeReport:
 
 
 def test_an_image_within_its_budget_or_without_one_passes() -> None:
-    document = size_document(report())
-    assert over_budget(0, document) == ""
-    assert over_budget(6_001_000, document) == ""
+    summary = SizeSummary.of(report())
+    assert over_budget(0, summary) == ""
+    assert over_budget(6_001_000, summary) == ""
 
 
 def test_an_image_over_its_budget_names_its_largest_own_layer() -> None:
-    assert over_budget(5_000_000, size_document(report())) == (
+    assert over_budget(5_000_000, SizeSummary.of(report())) == (
         "image is 6.0 MB, over its size_budget of 5.0 MB; its largest layer is 4.0 MB from "
         "`RUN dd if=/dev/zero of=/big`"
     )

@@ -1,0 +1,164 @@
+"""Runs a plan on an engine: each target starts as soon as its parents are built, failures block their
+descendants, and the release comes last, only when everything succeeded."""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from buildflow.engine.base import Engine, EngineError
+from buildflow.engine.retrying import RetryingEngine
+from buildflow.plan.planner import Plan
+from buildflow.run.freshness import REGISTRY_CALLS, assess
+from buildflow.run.naming import content_reference, last_record_reference, record_reference
+from buildflow.run.outcome import Events, FailureKind, Outcome, RunOptions, RunResult, Status
+from buildflow.run.release import release
+from buildflow.run.state import RunState
+from buildflow.run.target import TargetLife
+
+
+class Scheduler:
+    """Builds a plan: each target starts as soon as its own parents are built, at most `jobs` at a time."""
+
+    def __init__(self, plan: Plan, engine: Engine, options: RunOptions, events: Events | None = None) -> None:
+        policy = options.retry or plan.pipeline.retry
+        lookups = dataclasses.replace(policy, attempts=min(policy.attempts, 3))
+        self.state = RunState(
+            plan=plan,
+            options=options,
+            engine=RetryingEngine(engine, policy, self._retrying),
+            lookups=RetryingEngine(engine, lookups, self._retrying),
+            publisher=RetryingEngine(engine, policy),
+            events=events or (lambda name, outcome, **fields: None),
+            outcomes={step.target.id: Outcome(step.target) for step in plan.steps},
+        )
+        self.order = {step.target.id: step.order for step in plan.steps}
+
+    @property
+    def outcomes(self) -> dict[str, Outcome]:
+        """Every selected target's outcome, by id."""
+        return self.state.outcomes
+
+    def run(self) -> RunResult:
+        """Build everything that can be built, then apply the release tags if nothing failed."""
+        started, state = time.monotonic(), self.state
+        for outcome in self.outcomes.values():
+            state.events("queued", outcome)
+        with ThreadPoolExecutor(max_workers=REGISTRY_CALLS, thread_name_prefix="lookup") as lookups:
+            self._look_up_all(lookups)
+            self._build_all()
+        self._mark_not_started()
+        result = RunResult(self.outcomes, 0.0)
+        if all(o.succeeded for o in self.outcomes.values()) and not state.interrupted:
+            release(self.outcomes, state.publisher, state.events, result)
+        result.seconds = time.monotonic() - started
+        return result
+
+    def interrupt(self, reason: str) -> None:
+        """Stop the run (from a signal handler): start nothing more, cancel what runs; a release under way
+        is finished, so that it is never left half done."""
+        self.state.interrupted, self.state.stopping = reason, True
+        self.state.engine.cancel()
+        self.state.lookups.cancel()
+
+    def _mark_not_started(self) -> None:
+        """Targets still queued: INTERRUPTED by a signal, or CANCELLED by an earlier failure."""
+        interrupted, events = self.state.interrupted, self.state.events
+        for outcome in self.outcomes.values():
+            if outcome.status == Status.QUEUED and interrupted:
+                outcome.end(Status.INTERRUPTED, FailureKind.INTERRUPTED, f"not started: interrupted ({interrupted})")
+                events("interrupted", outcome)
+            elif outcome.status == Status.QUEUED:
+                outcome.end(Status.CANCELLED, FailureKind.CANCELLED, "not started: an earlier target failed")
+                events("cancelled", outcome)
+
+    # ---- dispatching --------------------------------------------------------------------------------------
+
+    def _build_all(self) -> None:
+        """Start every target whose parents are built, at most `jobs` at a time, until nothing can start."""
+        waiting = {target_id: self._parents_in_plan(target_id) for target_id in self.outcomes}
+        children: dict[str, list[str]] = {target_id: [] for target_id in self.outcomes}
+        for target_id, parents in waiting.items():
+            for parent in parents:
+                children[parent].append(target_id)
+        ready = [(self.order[tid], tid) for tid, parents in waiting.items() if not parents]
+        heapq.heapify(ready)
+        running: dict[Future[None], str] = {}
+        jobs = self.state.options.jobs
+        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="build") as pool:
+            while ready or running:
+                while ready and len(running) < jobs and not self.state.stopping:
+                    target_id = heapq.heappop(ready)[1]
+                    self._start(target_id)
+                    running[pool.submit(TargetLife(self.state, target_id).run)] = target_id
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    target_id = running.pop(future)
+                    future.result()
+                    self._finished(target_id, children[target_id], waiting, ready)
+
+    def _look_up_all(self, pool: ThreadPoolExecutor) -> None:
+        """Start looking every pushed, unforced target up in the registry at once, not generation by generation.
+
+        Lookups are retried at most three times: when the registry cannot say, the target is built.
+        """
+        now, state = time.time(), self.state
+        for target_id, outcome in self.outcomes.items():
+            if state.pushes(outcome.target) and not state.forced(target_id):
+                for reference in (record_reference, last_record_reference, content_reference):
+                    state.by_reference[reference(outcome.target, state.pipeline.registry)] = outcome
+                state.assessments[target_id] = pool.submit(
+                    assess, outcome.target, state.pipeline, state.lookups, max_age=state.options.max_age, now=now
+                )
+
+    def _parents_in_plan(self, target_id: str) -> set[str]:
+        """The parents of a target that this run builds too."""
+        return {edge.parent for edge in self.outcomes[target_id].target.parents if edge.parent in self.outcomes}
+
+    def _start(self, target_id: str) -> None:
+        """Mark a target as running."""
+        outcome = self.outcomes[target_id]
+        outcome.status, outcome.started = Status.RUNNING, time.time()
+        self.state.events("started", outcome)
+
+    def _finished(
+        self, target_id: str, children: list[str], waiting: dict[str, set[str]], ready: list[tuple[int, str]]
+    ) -> None:
+        """Record a finished build; make its children ready once all their parents are built, or block them."""
+        outcome, events = self.outcomes[target_id], self.state.events
+        if outcome.succeeded:
+            events("built" if outcome.status == Status.BUILT else "reused", outcome)
+            for child_id in children:
+                waiting[child_id].discard(target_id)
+                if not waiting[child_id] and self.outcomes[child_id].status == Status.QUEUED:
+                    heapq.heappush(ready, (self.order[child_id], child_id))
+            return
+        if outcome.status == Status.INTERRUPTED:
+            events("interrupted", outcome)
+            return
+        events("failed", outcome)
+        self.state.stopping = self.state.stopping or not self.state.options.keep_going
+        self._block_descendants(target_id)
+
+    def _block_descendants(self, failed_id: str) -> None:
+        """Every queued target built on a failed one is BLOCKED."""
+        import networkx as nx
+
+        graph = self.state.pipeline.graph
+        selected = [target_id for target_id in nx.descendants(graph, failed_id) if target_id in self.order]
+        for target_id in sorted(selected, key=self.order.__getitem__):
+            outcome = self.outcomes[target_id]
+            if outcome.status == Status.QUEUED:
+                outcome.end(Status.BLOCKED, FailureKind.BLOCKED, f"{failed_id} failed")
+                self.state.events("blocked", outcome)
+
+    def _retrying(self, subject: str, attempt: int, error: EngineError, seconds: float) -> None:
+        """A transient failure that will be tried again (called from a worker thread)."""
+        outcome = self.outcomes.get(subject) or self.state.by_reference.get(subject)
+        if outcome is not None:
+            outcome.retries += 1
+            self.state.events("retrying", outcome, attempt=attempt, error=str(error), wait=round(seconds, 1))

@@ -1,0 +1,158 @@
+"""What a run is asked to do and what came of it: options, each target's outcome, typed failures, the result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from buildflow.model import RetryPolicy, Target
+from buildflow.references import pinned
+
+if TYPE_CHECKING:
+    from buildflow.quality.lint import Finding
+    from buildflow.quality.summary import SizeSummary
+    from buildflow.run.imagetests import TestResult
+
+
+class Status(StrEnum):
+    """Where a target stands in a run."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    BUILT = "BUILT"
+    REUSED = "REUSED"  # already in the registry under its fingerprint: not rebuilt
+    FAILED = "FAILED"
+    BLOCKED = "BLOCKED"  # a parent failed
+    CANCELLED = "CANCELLED"  # not started: an earlier failure stopped the run (no --keep-going)
+    INTERRUPTED = "INTERRUPTED"  # not finished: the run was interrupted (SIGINT, SIGTERM)
+
+
+class FailureKind(StrEnum):
+    """Which part of a target's life did not succeed."""
+
+    BUILD = "build"  # the build itself (a RUN failed, the Dockerfile does not parse)
+    PUSH = "push"  # the push, or the registry holding another digest than the one built
+    TEST = "test"  # an image test failed or timed out
+    BUDGET = "budget"  # the image is over its size budget, or its size could not be checked
+    SECRET = "secret"  # a declared secret has no value to hand to the build
+    PARENT = "parent"  # a parent outside the selection is not built
+    ENGINE = "engine"  # the engine or registry could not be asked (not logged in, not answering)
+    BLOCKED = "blocked"  # a parent failed
+    CANCELLED = "cancelled"  # an earlier failure stopped the run
+    INTERRUPTED = "interrupted"  # SIGINT or SIGTERM
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a target did not succeed: what failed, in one line, and the last lines of its output when there are any."""
+
+    kind: FailureKind
+    message: str
+    log_tail: tuple[str, ...] = ()
+    transient: bool = False  # a re-run may succeed (an engine or registry that did not answer)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class TargetFailed(Exception):
+    """Raised inside one target's life to end it with a Failure (never out of the scheduler)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Run-wide choices that shape every build."""
+
+    push: bool = True
+    no_cache: bool = False
+    pull: bool = False
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run behaves."""
+
+    jobs: int = 4
+    keep_going: bool = False
+    build: BuildOptions = field(default_factory=BuildOptions)
+    retry: RetryPolicy | None = None  # None: the pipeline's
+    force: frozenset[str] | None = frozenset()  # target ids built even when up to date; None: all of them
+    max_age: float | None = None  # seconds; older images are built again
+    source_date_epoch: str = ""  # for targets never built before; a rebuild keeps its record's
+    layer_cache: Path | None = None  # where layer listings are kept between runs; None: in memory only
+
+
+@dataclass
+class Outcome:
+    """What happened to one target in a run."""
+
+    target: Target
+    status: Status = Status.QUEUED
+    reference: str = ""
+    pushed: bool = False
+    digest: str = ""
+    started: float = 0.0
+    finished: float = 0.0
+    retries: int = 0
+    total_steps: int = 0
+    cached_steps: int = 0
+    failure: Failure | None = None
+    released: tuple[str, ...] = ()
+    why: str = ""  # why it was built, or why it was reused
+    tests: list[TestResult] = field(default_factory=list)
+    size: SizeSummary | None = None  # the size and waste summary of a pushed image
+
+    @property
+    def error(self) -> str:
+        """Why the target did not succeed, in one line ('' when it did)."""
+        return self.failure.message if self.failure else ""
+
+    def end(self, status: Status, kind: FailureKind, message: str) -> None:
+        """Mark the target as not succeeded, and why."""
+        self.status, self.failure = status, Failure(kind, message)
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the image exists: built in this run or reused from an earlier one."""
+        return self.status in (Status.BUILT, Status.REUSED)
+
+    @property
+    def seconds(self) -> float:
+        """How long the build took (0 if it never ran)."""
+        return max(0.0, self.finished - self.started) if self.started else 0.0
+
+    @property
+    def attempts(self) -> int:
+        """Tries of this target's builds: one, plus every retry of a build or a push (0 when reused)."""
+        return 1 + self.retries if self.started and self.status != Status.REUSED else 0
+
+    @property
+    def built_as(self) -> str:
+        """How children refer to this image: by digest when pushed, by its content tag when local."""
+        return pinned(self.reference, self.digest) if self.pushed else self.reference
+
+
+@dataclass
+class RunResult:
+    """Every target's outcome, and whether the release tags were applied."""
+
+    outcomes: dict[str, Outcome]
+    seconds: float
+    released: bool = False
+    release_error: str = ""
+    lint: tuple[Finding, ...] = ()  # the Dockerfile lint findings of the run
+
+    @property
+    def ok(self) -> bool:
+        """True when every target was built and the release went through."""
+        return all(o.succeeded for o in self.outcomes.values()) and not self.release_error
+
+
+Events = Callable[..., None]  # (event name, outcome, **fields)

@@ -1,0 +1,307 @@
+"""One target's life in a run: reuse it, or build, test, push, measure and record it; failures become its outcome."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+from buildflow.engine.base import EngineError
+from buildflow.quality.summary import SizeSummary, over_budget
+from buildflow.references import pinned
+from buildflow.run.freshness import moved_parents
+from buildflow.run.imagetests import failure, image_tests, image_tests_key, run_tests
+from buildflow.run.naming import (
+    build_request,
+    content_reference,
+    image_parents,
+    last_record_reference,
+    record_reference,
+)
+from buildflow.run.outcome import Failure, FailureKind, Status, TargetFailed
+from buildflow.run.records import BuildRecord, build_record, decode, encode
+from buildflow.run.state import RunState
+
+
+@contextmanager
+def failing_as(kind: FailureKind) -> Iterator[None]:
+    """Turn an engine error inside the block into the target's failure of this kind."""
+    try:
+        yield
+    except EngineError as error:
+        raise TargetFailed(Failure(kind, str(error), error.log_tail, error.transient)) from None
+
+
+def failed(kind: FailureKind, message: str) -> TargetFailed:
+    """The exception that ends a target's life with a failure of this kind."""
+    return TargetFailed(Failure(kind, message))
+
+
+class TargetLife:
+    """Reuse or build one target, in a worker thread; what happens is written to its outcome, never raised."""
+
+    def __init__(self, state: RunState, target_id: str) -> None:
+        self.state = state
+        self.pipeline = state.pipeline
+        self.engine = state.engine
+        self.outcome = state.outcomes[target_id]
+        self.target = self.outcome.target
+
+    def run(self) -> None:
+        """Reuse or build the target; its outcome says which, or why neither."""
+        try:
+            reused = self._live()
+        except TargetFailed as error:
+            self._fail(error.failure)
+        except EngineError as error:
+            self._fail(Failure(FailureKind.ENGINE, str(error), error.log_tail, error.transient))
+        else:
+            if not reused:
+                self.outcome.status = Status.BUILT
+        finally:
+            self.outcome.finished = time.time()
+
+    def _live(self) -> bool:
+        """Reuse, or build, test, push, measure and record; True when the image was reused."""
+        outcome = self.outcome
+        parents = self._parent_references()
+        record = self._reuse_or_explain(parents)
+        if outcome.status == Status.REUSED:
+            self._test_reused(record)
+            self._measure(parents, record)
+            return True
+        self._check_secrets()
+        epoch = record.source_date_epoch if record else self.state.options.source_date_epoch
+        self._build(parents, epoch)
+        self._test(outcome.reference)
+        if self.state.pushes(self.target):
+            self._push()
+            self._measure(parents)
+            self._store_record(parents, epoch)
+        return False
+
+    def _fail(self, failure: Failure) -> None:
+        """End the target as FAILED, or as INTERRUPTED when the run is being interrupted."""
+        interrupted = self.state.interrupted
+        if interrupted:
+            self.outcome.end(Status.INTERRUPTED, FailureKind.INTERRUPTED, f"interrupted ({interrupted}): {failure}")
+        else:
+            self.outcome.status, self.outcome.failure = Status.FAILED, failure
+
+    # ---- building -----------------------------------------------------------------------------------------
+
+    def _build(self, parents: Mapping[str, str], epoch: str) -> None:
+        """Build the image under its content tag."""
+        request = build_request(
+            self.target,
+            parents,
+            registry=self.pipeline.registry,
+            root=self.pipeline.root,
+            options=self.state.options.build,
+            source_date_epoch=epoch,
+        )
+        outcome = self.outcome
+        outcome.reference = request.tags[0]
+        self.state.by_reference[outcome.reference] = outcome
+        with failing_as(FailureKind.BUILD):
+            result = self.engine.build(request)
+        outcome.digest, outcome.total_steps, outcome.cached_steps = (
+            result.digest,
+            result.total_steps,
+            result.cached_steps,
+        )
+
+    def _check_secrets(self) -> None:
+        """Every declared secret must have a value to hand to the build (the value itself is never read)."""
+        for secret in self.target.secrets:
+            if secret.source == "env" and secret.location not in os.environ:
+                raise failed(
+                    FailureKind.SECRET, f"secret {secret.id}: environment variable {secret.location} is not set"
+                )
+            if secret.source == "file" and not (self.pipeline.root / secret.location).is_file():
+                raise failed(
+                    FailureKind.SECRET,
+                    f"secret {secret.id}: file {secret.location} not found (relative to {self.pipeline.root})",
+                )
+
+    def _push(self) -> None:
+        """Push a built image under its content tag; the registry must then hold exactly the built digest.
+
+        Identical images (matrix values the Dockerfile does not use) are pushed one after the other: the
+        engine refuses two pushes of one manifest at the same time ("failed commit on ref").
+        """
+        outcome = self.outcome
+        with failing_as(FailureKind.PUSH), self.state.push_locks.setdefault(outcome.digest, threading.Lock()):
+            digest = self.engine.push(outcome.reference)
+        if digest != outcome.digest:
+            raise failed(
+                FailureKind.PUSH, f"the registry holds {digest} for {outcome.reference}, not the built {outcome.digest}"
+            )
+        outcome.pushed = True
+
+    # ---- tests and sizes ----------------------------------------------------------------------------------
+
+    def _test(self, image: str) -> None:
+        """Run the target's tests (its own and inherited) in `image`; the first failure fails the target."""
+        tests = image_tests(self.pipeline, self.target.id, self.state.tests)
+        if not tests:
+            return
+        outcome, events = self.outcome, self.state.events
+        events("testing", outcome, tests=len(tests))
+        outcome.tests = run_tests(self.engine, image, tests)
+        found = failure(self.target.id, outcome.tests)
+        if found is not None:
+            raise TargetFailed(found)
+        events("tested", outcome, tests=len(tests), passed=sum(r.status == "passed" for r in outcome.tests))
+
+    def _test_reused(self, record: BuildRecord | None) -> None:
+        """Test a reused image unless its record says these very tests passed; then record that they did."""
+        tests = image_tests(self.pipeline, self.target.id, self.state.tests)
+        key = image_tests_key(tests) if tests else ""
+        if not tests or (record is not None and record.tests == key):
+            return
+        self.outcome.why += "; its tests changed since it was built" if record is not None else ""
+        self._test(self.outcome.built_as)
+        if record is not None:
+            self._put_record(record.with_tests(key))
+
+    def _measure(self, parents: Mapping[str, str], record: BuildRecord | None = None) -> None:
+        """Size and waste summary of a pushed image (a reused one's from its record), checked against the target's
+        size budget. Without a budget, a summary that cannot be made is only noted."""
+        outcome, budget = self.outcome, self.target.size_budget
+        if not outcome.pushed:
+            return
+        try:
+            outcome.size = (record.size if record else None) or self._summary(parents)
+        except EngineError as error:
+            if budget:
+                message = f"its size budget could not be checked: {error}"
+                raise TargetFailed(Failure(FailureKind.BUDGET, message, transient=error.transient)) from None
+            outcome.why += f"; its size was not measured ({error})"
+            return
+        over = over_budget(budget, outcome.size)
+        if over:
+            raise failed(FailureKind.BUDGET, over)
+
+    def _summary(self, parents: Mapping[str, str]) -> SizeSummary:
+        """Measure a pushed image against the layers of the image it is built on (retried as a whole)."""
+        from buildflow.quality.layers import from_registry  # tarfile, gzip: only for runs that push an image
+
+        reference, layers = self.outcome.built_as, self._parent_layers(parents)
+        cache = self.state.layer_cache()
+        measure = functools.partial(from_registry, self.engine.engine, reference, parent_layers=layers, cache=cache)
+        return SizeSummary.of(self.engine.attempt(reference, measure))
+
+    def _parent_layers(self, parents: Mapping[str, str]) -> Sequence[str]:
+        """The layers of the image this one is built on: from its summary in this run, or from its manifest."""
+        lineage = [edge.parent for edge in self.target.parents if edge.lineage and edge.parent in parents]
+        if not lineage:
+            return ()
+        parent = self.state.outcomes.get(lineage[0])
+        if parent is not None and parent.size is not None:
+            return [layer.digest for layer in parent.size.layers]
+        if "@" in parents[lineage[0]]:
+            return self.engine.layer_digests(parents[lineage[0]])
+        return ()
+
+    # ---- reuse and records --------------------------------------------------------------------------------
+
+    def _reuse_or_explain(self, parents: Mapping[str, str]) -> BuildRecord | None:
+        """Mark the target REUSED when its image is up to date, else say why it is built; its record, if any."""
+        outcome, target, state = self.outcome, self.target, self.state
+        forced = state.forced(target.id)
+        if not state.pushes(target):
+            if not forced:
+                self._reuse_local(parents)
+            return None
+        if forced:
+            outcome.why = "forced (--force)"
+            return self._earlier_record()
+        assessment = state.assessments[target.id].result()
+        if assessment.error is not None and not assessment.error.transient:
+            raise assessment.error  # not logged in, forbidden: building could not be pushed either
+        outcome.why = assessment.why
+        if assessment.digest is None:
+            return assessment.record
+        moved = moved_parents(assessment.record, _digests(parents))
+        if moved:
+            outcome.why = f"parent {moved[0]} has a new digest"
+            return assessment.record
+        outcome.reference, outcome.digest = content_reference(target, self.pipeline.registry), assessment.digest
+        outcome.pushed, outcome.status = True, Status.REUSED
+        return assessment.record
+
+    def _earlier_record(self) -> BuildRecord | None:
+        """The record of an earlier build of this fingerprint (for its SOURCE_DATE_EPOCH), if the registry has one."""
+        try:
+            return decode(self.state.lookups.get_record(record_reference(self.target, self.pipeline.registry)))
+        except EngineError:
+            return None
+
+    def _reuse_local(self, parents: Mapping[str, str]) -> None:
+        """Without a registry: reuse the local image of this fingerprint unless a parent was just rebuilt."""
+        outcomes, outcome = self.state.outcomes, self.outcome
+        rebuilt = [parent for parent in parents if parent in outcomes and outcomes[parent].status == Status.BUILT]
+        reference = content_reference(self.target, self.pipeline.registry)
+        if rebuilt:
+            outcome.why = f"parent {rebuilt[0]} was rebuilt"
+        elif digest := self.engine.local_digest(reference):
+            outcome.reference, outcome.digest, outcome.status = reference, digest, Status.REUSED
+            outcome.why = "up to date (in the local image store)"
+        else:
+            outcome.why = "not in the local image store"
+
+    def _store_record(self, parents: Mapping[str, str], epoch: str) -> None:
+        """Keep the build's inputs beside the image, even when the run is being interrupted (a pushed image
+        is then reused by the next run); a failure only costs the next run a rebuild."""
+        outcome, pipeline = self.outcome, self.pipeline
+        record = build_record(
+            self.target, pipeline, digest=outcome.digest, parent_digests=_digests(parents), epoch=epoch
+        )
+        tests = image_tests_key(image_tests(pipeline, self.target.id, self.state.tests))
+        self._put_record(dataclasses.replace(record, tests=tests, size=outcome.size))
+
+    def _put_record(self, record: BuildRecord) -> None:
+        """Store a record under its fingerprint and as the target's latest; a failure only costs a rebuild."""
+        data, registry, publisher = encode(record), self.pipeline.registry, self.state.publisher
+        try:
+            publisher.put_record(record_reference(self.target, registry), data)
+            publisher.put_record(last_record_reference(self.target, registry), data)
+        except EngineError as error:
+            self.outcome.why += f"; its build record was not stored ({error}), so the next run builds it again"
+
+    # ---- parents ------------------------------------------------------------------------------------------
+
+    def _parent_references(self) -> dict[str, str]:
+        """How the build refers to each parent: built in this run, or already in the registry."""
+        references = {}
+        for parent_id in image_parents(self.target):
+            parent = self.state.outcomes.get(parent_id)
+            references[parent_id] = parent.built_as if parent else self._existing(parent_id)
+        return references
+
+    def _existing(self, parent_id: str) -> str:
+        """A parent outside the selection: its image from an earlier run, found by its content tag."""
+        parent = self.pipeline.targets[parent_id]
+        reference = content_reference(parent, self.pipeline.registry)
+        if not self.state.pushes(parent):
+            return reference
+        digest = self.engine.manifest_digest(reference)
+        if digest is None:
+            raise failed(
+                FailureKind.PARENT,
+                f"parent {parent_id} is not built ({reference} is not in the registry); "
+                f"select it too: buildflow build {parent_id.split('[', 1)[0]}",
+            )
+        return pinned(reference, digest)
+
+
+def _digests(parents: Mapping[str, str]) -> dict[str, str]:
+    """The digest each parent reference pins (a tag reference, for a parent kept locally, as it is)."""
+    return {
+        parent: reference.rpartition("@")[2] if "@" in reference else reference for parent, reference in parents.items()
+    }
