@@ -42,10 +42,15 @@ demo: $(STAMP) engine ## Build the demo hierarchy (Debian -> Python -> NumPy/Sci
 	docker run --rm --network none --pull always localhost:5000/demo/app:latest
 
 .PHONY: lint
-lint: $(STAMP) ## ruff (lint and format) and mypy
+lint: $(STAMP) ## ruff (lint and format), mypy, and the import layers (import-linter)
 	$(BIN)/ruff check buildflow tests bench
 	$(BIN)/ruff format --check buildflow tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+
+.PHONY: unit
+unit: $(STAMP) ## The fast tests alone: no engine, no registry (about 20 seconds)
+	$(BIN)/pytest -m "not integration"
 
 .PHONY: test
 test: lint engine ## Install what the tests need (engine and registry included), lint, and run every test

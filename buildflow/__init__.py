@@ -1,3 +1,3 @@
 """buildflow: build whole hierarchies of Docker images as one DAG."""
 
-__version__ = "0.1.0"
+__version__ = "0.6.0"

@@ -504,7 +504,8 @@ def build(
     from buildflow.caches import user_cache
     from buildflow.pipeline.variables import source_date_epoch
     from buildflow.plan.planner import ids
-    from buildflow.run.outcome import BuildOptions, RunOptions
+    from buildflow.run.naming import BuildOptions
+    from buildflow.run.outcome import RunOptions
 
     engine = _buildx(timeout)
     the_plan = _plan(options, targets, downstream, since, None if no_follow_bases else _lookup_engine(engine))

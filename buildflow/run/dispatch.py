@@ -11,9 +11,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from buildflow.engine.base import Engine, EngineError
 from buildflow.engine.retrying import RetryingEngine
 from buildflow.plan.planner import Plan
+from buildflow.run.failures import FailureKind
 from buildflow.run.freshness import REGISTRY_CALLS, assess
 from buildflow.run.naming import content_reference, last_record_reference, record_reference
-from buildflow.run.outcome import Events, FailureKind, Outcome, RunOptions, RunResult, Status
+from buildflow.run.outcome import Events, Outcome, RunOptions, RunResult, Status
 from buildflow.run.release import release
 from buildflow.run.state import RunState
 from buildflow.run.target import TargetLife

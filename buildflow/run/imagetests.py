@@ -12,8 +12,8 @@ from typing import Any
 from buildflow.engine.base import Engine, Tester, TestRequest
 from buildflow.model import Pipeline, Target
 from buildflow.references import pinned
+from buildflow.run.failures import Failure, FailureKind
 from buildflow.run.naming import content_reference
-from buildflow.run.outcome import Failure, FailureKind
 
 OUTPUT_LINES = 20  # lines of a test's output kept for reports
 

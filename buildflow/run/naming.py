@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from buildflow.engine.base import BuildRequest
 from buildflow.model import BASE_IMAGE_ARG, EdgeKind, Secret, Target
 from buildflow.pipeline.variables import slug
 from buildflow.references import pinned, untagged
-from buildflow.run.outcome import BuildOptions
 
 CONTENT_TAG_PREFIX = "bf-"
 SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Run-wide choices that shape every build."""
+
+    push: bool = True
+    no_cache: bool = False
+    pull: bool = False
 
 
 def repository(target: Target, registry: str) -> str:

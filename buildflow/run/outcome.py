@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from buildflow.model import RetryPolicy, Target
 from buildflow.references import pinned
+from buildflow.run.failures import Failure, FailureKind
+from buildflow.run.naming import BuildOptions
 
 if TYPE_CHECKING:
     from buildflow.quality.lint import Finding
@@ -28,51 +30,6 @@ class Status(StrEnum):
     BLOCKED = "BLOCKED"  # a parent failed
     CANCELLED = "CANCELLED"  # not started: an earlier failure stopped the run (no --keep-going)
     INTERRUPTED = "INTERRUPTED"  # not finished: the run was interrupted (SIGINT, SIGTERM)
-
-
-class FailureKind(StrEnum):
-    """Which part of a target's life did not succeed."""
-
-    BUILD = "build"  # the build itself (a RUN failed, the Dockerfile does not parse)
-    PUSH = "push"  # the push, or the registry holding another digest than the one built
-    TEST = "test"  # an image test failed or timed out
-    BUDGET = "budget"  # the image is over its size budget, or its size could not be checked
-    SECRET = "secret"  # a declared secret has no value to hand to the build
-    PARENT = "parent"  # a parent outside the selection is not built
-    ENGINE = "engine"  # the engine or registry could not be asked (not logged in, not answering)
-    BLOCKED = "blocked"  # a parent failed
-    CANCELLED = "cancelled"  # an earlier failure stopped the run
-    INTERRUPTED = "interrupted"  # SIGINT or SIGTERM
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why a target did not succeed: what failed, in one line, and the last lines of its output when there are any."""
-
-    kind: FailureKind
-    message: str
-    log_tail: tuple[str, ...] = ()
-    transient: bool = False  # a re-run may succeed (an engine or registry that did not answer)
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class TargetFailed(Exception):
-    """Raised inside one target's life to end it with a Failure (never out of the scheduler)."""
-
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.message)
-        self.failure = failure
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """Run-wide choices that shape every build."""
-
-    push: bool = True
-    no_cache: bool = False
-    pull: bool = False
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from buildflow.engine.base import EngineError
 from buildflow.quality.summary import SizeSummary, over_budget
 from buildflow.references import pinned
+from buildflow.run.failures import Failure, FailureKind, TargetFailed
 from buildflow.run.freshness import moved_parents
 from buildflow.run.imagetests import failure, image_tests, image_tests_key, run_tests
 from buildflow.run.naming import (
@@ -22,7 +23,7 @@ from buildflow.run.naming import (
     last_record_reference,
     record_reference,
 )
-from buildflow.run.outcome import Failure, FailureKind, Status, TargetFailed
+from buildflow.run.outcome import Status
 from buildflow.run.records import BuildRecord, build_record, decode, encode
 from buildflow.run.state import RunState
 

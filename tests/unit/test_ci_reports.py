@@ -18,8 +18,9 @@ from buildflow.output.ci_reports import (
 from buildflow.output.render import graph_mermaid
 from buildflow.plan.planner import Plan, make_plan
 from buildflow.quality.summary import SizeSummary
-from buildflow.run import outcome as run
-from buildflow.run.outcome import FailureKind, Outcome, RunResult, Status
+from buildflow.run import failures as run
+from buildflow.run.failures import FailureKind
+from buildflow.run.outcome import Outcome, RunResult, Status
 from tests.conftest import dockerfiles, load
 
 TREE = """\

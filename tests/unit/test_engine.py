@@ -12,8 +12,9 @@ from buildflow.engine.registry import _scheme
 from buildflow.output.report import report_document, summary_table
 from buildflow.plan.planner import make_plan
 from buildflow.references import parse, pinned
-from buildflow.run.naming import build_request, cache_settings, content_reference, repository
-from buildflow.run.outcome import BuildOptions, FailureKind, Outcome, RunResult, Status
+from buildflow.run.failures import FailureKind
+from buildflow.run.naming import BuildOptions, build_request, cache_settings, content_reference, repository
+from buildflow.run.outcome import Outcome, RunResult, Status
 from tests.conftest import load
 
 PIPELINE = """\

@@ -13,8 +13,7 @@ from buildflow.plan.planner import make_plan
 from buildflow.plan.since import changed_since
 from buildflow.run.freshness import changes, plan_states
 from buildflow.run.lock import RunLock, lock_path
-from buildflow.run.naming import build_request
-from buildflow.run.outcome import BuildOptions
+from buildflow.run.naming import BuildOptions, build_request
 from buildflow.run.records import build_record, decode, encode, inputs
 from tests.conftest import load, write_pipeline
 from tests.fakes import FakeEngine

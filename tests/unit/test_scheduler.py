@@ -11,7 +11,8 @@ import pytest
 from buildflow.engine.base import BuildRequest, BuildResult, EngineError
 from buildflow.plan.planner import make_plan
 from buildflow.run.dispatch import Scheduler
-from buildflow.run.outcome import BuildOptions, RunOptions, Status
+from buildflow.run.naming import BuildOptions
+from buildflow.run.outcome import RunOptions, Status
 from tests.conftest import dockerfiles, load
 from tests.fakes import FAST, FakeEngine
 
