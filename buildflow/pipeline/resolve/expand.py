@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from buildflow.model import Edge, EdgeKind
@@ -44,7 +44,7 @@ def expand_target(state: State, name: str, base_scope: Scope) -> list[Image]:
 
 
 def _choices(
-    state: State, name: str, axes: Mapping[str, list[str]], excluded: list[Mapping[str, Any]], all_axes: set[str]
+    state: State, name: str, axes: Mapping[str, list[str]], excluded: Sequence[Mapping[str, Any]], all_axes: set[str]
 ) -> list[_Choice]:
     """Every combination of own axes with every choice of parents, less the excluded ones."""
     chosen: list[_Choice] = []
