@@ -9,9 +9,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from buildflow.pipeline.spec import TargetSpec
-from buildflow.pipeline.variables import as_text
-
 BASE_IMAGE_ARG = "BASE_IMAGE"  # build arg buildflow sets to the first `from:` parent's pinned reference
 
 
@@ -51,15 +48,6 @@ class Secret:
     source: str
     location: str
 
-    @classmethod
-    def all_from_spec(cls, spec: TargetSpec) -> tuple[Secret, ...]:
-        """A target's declared secrets, sorted by id."""
-        found = []
-        for secret_id, source in sorted(spec.get("secrets", {}).items()) if "secrets" in spec else ():
-            kind, location = next(iter(source.items()))
-            found.append(cls(secret_id, kind, location))
-        return tuple(found)
-
 
 @dataclass(frozen=True, slots=True)
 class CachePolicy:
@@ -69,13 +57,6 @@ class CachePolicy:
     ref: str = ""
     mode: str = "max"
     dir: str = ""
-
-    @classmethod
-    def from_spec(cls, spec: TargetSpec, registry: str) -> CachePolicy:
-        """Registry cache by default when a registry is set, else none; empty ref and dir mean the defaults."""
-        declared = spec.get("cache", "registry" if registry else "none")
-        settings = {"type": declared} if isinstance(declared, str) else declared
-        return cls(settings["type"], settings.get("ref", ""), settings.get("mode", "max"), settings.get("dir", ""))
 
     def ref_for(self, registry: str, target: str) -> str:
         """The registry cache reference: the declared one, or REGISTRY/buildcache:TARGET."""
@@ -97,25 +78,6 @@ class TestPolicy:
     gpus: str = ""
     inherit: bool = True
 
-    @classmethod
-    def from_spec(cls, spec: TargetSpec) -> TestPolicy:
-        """The `test:` setting in its long form."""
-        declared = spec.get("test", [])
-        if not declared:
-            return _NO_TESTS
-        if isinstance(declared, list):
-            return cls(commands=tuple(declared))
-        return cls(
-            commands=tuple(declared.get("commands", [])),
-            env={key: as_text(value) for key, value in declared.get("env", {}).items()},
-            timeout=declared.get("timeout", 300),
-            network=declared.get("network", "none"),
-            gpus=declared.get("gpus", ""),
-            inherit=declared.get("inherit", True),
-        )
-
-
-_NO_TESTS = TestPolicy()
 
 LINT_LEVELS = ("error", "warning", "info", "style")  # most to least severe, as hadolint names them
 
@@ -126,18 +88,6 @@ class LintPolicy:
 
     threshold: str = "info"
     ignore: frozenset[str] = frozenset()
-
-    @classmethod
-    def from_spec(cls, spec: TargetSpec, defaults: Mapping[str, Any]) -> LintPolicy:
-        """The target's `lint:` over the pipeline's (defaults.lint); ignored rules add up."""
-        declared: Mapping[str, Any] = spec.get("lint", {})
-        pipeline_wide: Mapping[str, Any] = defaults.get("lint", {})
-        if not declared and not pipeline_wide:
-            return _DEFAULT_LINT
-        return cls(
-            threshold=declared.get("threshold", pipeline_wide.get("threshold", "info")),
-            ignore=frozenset(pipeline_wide.get("ignore", ())) | frozenset(declared.get("ignore", ())),
-        )
 
 
 _DEFAULT_LINT = LintPolicy()

@@ -11,7 +11,7 @@ from buildflow import references
 from buildflow.errors import PipelineError, Problem
 from buildflow.model import Pipeline
 from buildflow.pipeline import matrix
-from buildflow.pipeline.resolve import BaseResolver, Resolver
+from buildflow.pipeline.resolve import BaseResolver, resolve
 from buildflow.pipeline.source import line_finder, read_document
 from buildflow.pipeline.spec import schema_problems
 
@@ -35,7 +35,7 @@ def load_pipeline(
     problems = _schema_problems(data, display, registry)
     if problems and not all(map(_is_target_problem, problems)):
         raise PipelineError(_with_lines(problems, text, display))
-    resolver = Resolver(
+    pipeline, found = resolve(
         data,
         file=path,
         display=display,
@@ -45,8 +45,7 @@ def load_pipeline(
         uses_git="{git_" in text,
         resolve_bases=resolve_bases,
     )
-    pipeline = resolver.resolve()
-    problems += resolver.problems
+    problems += found
     if problems or pipeline is None:
         raise PipelineError(_with_lines(problems, text, display))
     return pipeline

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from buildflow.pipeline import fingerprint, resolve
+from buildflow.pipeline import fingerprint
 from buildflow.pipeline.loader import load_pipeline
+from buildflow.pipeline.resolve import freeze
 from tests.conftest import dockerfiles, load, one_problem, write_pipeline
 
 TREE = """\
@@ -117,7 +118,7 @@ def test_a_shared_context_is_hashed_once(tmp_path: Path, monkeypatch: pytest.Mon
         calls.append(args)
         return original(*args)
 
-    monkeypatch.setattr(resolve, "context_digest", counted)
+    monkeypatch.setattr(freeze, "context_digest", counted)
     assert len(load_pipeline(path).targets) == 50
     assert len(calls) == 1
 

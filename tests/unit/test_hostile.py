@@ -377,10 +377,10 @@ def test_pipeline_wide_limits_stop_resolution(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(matrix, "MAX_EDGES_PER_PIPELINE", 3)
     text = "version: 1\ntargets:\n  a: {matrix: {x: [1, 2, 3]}}\n  b: {matrix: {y: [1, 2]}, depends_on: [a]}\n"
     assert "targets.b: the images have more than 3 parents in all" in one_problem(tmp_path, text, dockerfiles("."))
-    monkeypatch.setattr("buildflow.pipeline.resolve.MAX_VISIBLE_VARIABLES", 10)
+    monkeypatch.setattr("buildflow.pipeline.resolve.budget.MAX_VISIBLE_VARIABLES", 10)
     text = "version: 1\nvars: {a: '1', b: '2', c: '3', d: '4', e: '5', f: '6'}\ntargets:\n  a: {}\n  b: {from: a}\n"
     assert "targets.b: the images see more than 10 variables in all" in one_problem(tmp_path, text)
-    monkeypatch.setattr("buildflow.pipeline.resolve.MAX_RENDERED_TOTAL", 100)
+    monkeypatch.setattr("buildflow.pipeline.resolve.budget.MAX_RENDERED_TOTAL", 100)
     text = "version: 1\nvars: {v: '" + "x" * 60 + "'}\ntargets:\n  a: {labels: {a: '{v}', b: '{v}'}}\n"
     assert "templates render more than 100 characters in all" in one_problem(tmp_path, text)
 

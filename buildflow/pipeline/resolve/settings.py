@@ -1,0 +1,102 @@
+"""The settings no template reaches: a target's secrets, cache, tests, lint and budget; the pipeline's policies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from buildflow.model import CachePolicy, LintPolicy, RebuildPolicy, RetryPolicy, Secret, TestPolicy
+from buildflow.pipeline.spec import RebuildSpec, RetrySpec, TargetSpec
+from buildflow.pipeline.variables import as_text
+from buildflow.sizes import parse_size
+
+SETTING_KEYS = frozenset({"description", "secrets", "cache", "push", "network", "test", "lint", "size_budget"})
+_NO_TESTS = TestPolicy()
+_DEFAULT_LINT = LintPolicy()
+
+
+class Settings(NamedTuple):
+    """A target's non-templated settings, shared by every image of the target."""
+
+    description: str
+    secrets: tuple[Secret, ...]
+    cache: CachePolicy
+    push: bool
+    network: str
+    tests: TestPolicy
+    lint: LintPolicy
+    size_budget: int
+
+
+def target_settings(spec: TargetSpec, registry: str, defaults: Mapping[str, Any]) -> Settings:
+    """The settings of a target (over the defaults) in a pipeline pushing to `registry` ('' for none)."""
+    return Settings(
+        description=spec.get("description", ""),
+        secrets=secrets_from_spec(spec),
+        cache=cache_policy(spec, registry),
+        push=spec.get("push", bool(registry)),
+        network=spec.get("network", "default"),
+        tests=tests_policy(spec),
+        lint=lint_policy(spec, defaults),
+        size_budget=parse_size(spec["size_budget"]) if "size_budget" in spec else 0,
+    )
+
+
+def secrets_from_spec(spec: TargetSpec) -> tuple[Secret, ...]:
+    """A target's declared secrets, sorted by id."""
+    found = []
+    for secret_id, source in sorted(spec.get("secrets", {}).items()) if "secrets" in spec else ():
+        kind, location = next(iter(source.items()))
+        found.append(Secret(secret_id, kind, location))
+    return tuple(found)
+
+
+def cache_policy(spec: TargetSpec, registry: str) -> CachePolicy:
+    """Registry cache by default when a registry is set, else none; empty ref and dir mean the defaults."""
+    declared = spec.get("cache", "registry" if registry else "none")
+    settings = {"type": declared} if isinstance(declared, str) else declared
+    return CachePolicy(settings["type"], settings.get("ref", ""), settings.get("mode", "max"), settings.get("dir", ""))
+
+
+def tests_policy(spec: TargetSpec) -> TestPolicy:
+    """The `test:` setting in its long form."""
+    declared = spec.get("test", [])
+    if not declared:
+        return _NO_TESTS
+    if isinstance(declared, list):
+        return TestPolicy(commands=tuple(declared))
+    return TestPolicy(
+        commands=tuple(declared.get("commands", [])),
+        env={key: as_text(value) for key, value in declared.get("env", {}).items()},
+        timeout=declared.get("timeout", 300),
+        network=declared.get("network", "none"),
+        gpus=declared.get("gpus", ""),
+        inherit=declared.get("inherit", True),
+    )
+
+
+def lint_policy(spec: TargetSpec, defaults: Mapping[str, Any]) -> LintPolicy:
+    """The target's `lint:` over the pipeline's (defaults.lint); ignored rules add up."""
+    declared: Mapping[str, Any] = spec.get("lint", {})
+    pipeline_wide: Mapping[str, Any] = defaults.get("lint", {})
+    if not declared and not pipeline_wide:
+        return _DEFAULT_LINT
+    return LintPolicy(
+        threshold=declared.get("threshold", pipeline_wide.get("threshold", "info")),
+        ignore=frozenset(pipeline_wide.get("ignore", ())) | frozenset(declared.get("ignore", ())),
+    )
+
+
+def retry_policy(spec: RetrySpec) -> RetryPolicy:
+    """The retry settings; delays may be written as text ("0.5") since YAML floats stay text."""
+    default = RetryPolicy()
+    return RetryPolicy(
+        attempts=spec.get("attempts", default.attempts),
+        initial_delay=float(spec.get("initial_delay", default.initial_delay)),
+        max_delay=float(spec.get("max_delay", default.max_delay)),
+    )
+
+
+def rebuild_policy(spec: RebuildSpec) -> RebuildPolicy:
+    """The rebuild settings (max_age is checked by the schema)."""
+    return RebuildPolicy(follow_bases=spec.get("follow_bases", True), max_age=spec.get("max_age", ""))
