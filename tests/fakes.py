@@ -91,6 +91,11 @@ class FakeEngine:
     def tag(self, source: str, references: Sequence[str]) -> None:
         self.tags.append((source, tuple(references)))
 
+    def delete_tag(self, reference: str) -> bool:
+        with self.lock:
+            self.tags.append(("delete", (reference,)))
+        return False
+
     def tag_local(self, source: str, references: Sequence[str]) -> None:
         self.tags.append((source, tuple(references)))
 

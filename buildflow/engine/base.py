@@ -140,6 +140,10 @@ class Registry(Protocol):
         """Point more references at an image the registry already holds, without uploading layers."""
         ...
 
+    def delete_tag(self, reference: str) -> bool:
+        """Remove a tag (not the image it names); False when the registry does not delete tags."""
+        ...
+
     def get_record(self, reference: str) -> bytes | None:
         """The build record a registry holds under `reference`, or None."""
         ...

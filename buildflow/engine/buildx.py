@@ -244,11 +244,17 @@ class BuildxEngine:
         for reference in references:
             self.registry.copy_tag(source, reference)
 
+    def delete_tag(self, reference: str) -> bool:
+        """Remove a tag from its registry, where the registry deletes tags."""
+        return self.registry.delete_tag(reference)
+
     def cancel(self) -> None:
-        """Terminate the docker commands this process runs; buildx cancels a build whose client goes away."""
+        """Terminate the docker commands this process runs (buildx cancels a build whose client goes away), and
+        end the registry requests under way."""
         for pid in _children():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGTERM)
+        self.registry.interrupt()
 
     def tag_local(self, source: str, references: Sequence[str]) -> None:
         """Tag an image in the local image store."""

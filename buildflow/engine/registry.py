@@ -1,8 +1,8 @@
 """A small OCI distribution client: manifest lookups and byte-exact tag copies, with Docker's credentials.
 
 `docker buildx imagetools create` (buildx 0.13) wraps a single-platform manifest in a new index, so the
-release tag would not carry the digest that was built; copying the manifest bytes keeps it. Loopback
-registries are spoken to over plain HTTP, as Docker does; everything else over HTTPS.
+release tag would not carry the digest that was built; copying the manifest bytes keeps it. Requests go through
+a Transport (deadlines, interruption, HTTP for loopback registries and HTTPS for the others).
 """
 
 from __future__ import annotations
@@ -10,22 +10,20 @@ from __future__ import annotations
 import base64
 import email.utils
 import hashlib
-import http.client
 import io
 import json
 import os
 import re
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from email.message import Message
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from buildflow.engine.base import EngineError, ImageLayers
+from buildflow.engine.transport import DEADLINE, Stream, Transport, scheme
 from buildflow.references import DEFAULT_DOMAIN, Reference, parse
 
 MANIFEST_TYPES = ", ".join(
@@ -46,17 +44,20 @@ _INDEXES = (
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 )
-_LOOPBACK = ("localhost", "127.", "[::1]")
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
 
 class RegistryClient:
     """Manifest HEAD/GET/PUT and blob mounts against the registries of the references it is given."""
 
-    def __init__(self, *, timeout: float = 30.0, docker_config: Path | None = None) -> None:
-        self.timeout = timeout
+    def __init__(self, *, timeout: float = DEADLINE, docker_config: Path | None = None) -> None:
+        self.transport = Transport(deadline=timeout)
         self.docker_config = docker_config or Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
         self._tokens: dict[tuple[str, str], str] = {}
+
+    def interrupt(self) -> None:
+        """End every request under way at once (from a signal handler); later requests are sent as usual."""
+        self.transport.interrupt()
 
     def digest(self, reference: str) -> str | None:
         """The digest of the manifest a reference names, or None when the registry has none."""
@@ -77,6 +78,17 @@ class RegistryClient:
             self._mount_blobs(src, dst, json.loads(body))
         self._request("PUT", dst, f"manifests/{dst.version}", {"Content-Type": media_type}, body)
         return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def delete_tag(self, reference: str) -> bool:
+        """Remove a tag, not the manifest it names (OCI distribution 1.1); False when the registry refuses to."""
+        ref = parse(reference)
+        url = f"{scheme(ref.host)}://{ref.host}/v2/{ref.remote}/manifests/{ref.version}"
+        status, headers, _ = self._send("DELETE", url, {}, None, ref)
+        if status in (200, 202):
+            return True
+        if status in (400, 404, 405) or (status == 401 and self._credentials(ref.host) is None):
+            return False  # distribution 2.x answers 400 DIGEST_INVALID: it deletes manifests by digest only
+        raise self._http_error(status, headers.get("Retry-After", ""), ref, f"DELETE {ref.canonical}")
 
     def put_artifact(self, reference: str, data: bytes, media_type: str) -> str:
         """Store `data` as an OCI artifact (its config blob, no layers) under a tag; return the manifest digest."""
@@ -130,11 +142,12 @@ class RegistryClient:
         media_type = manifest.get("mediaType") or content_type or _OCI_MANIFEST
         return manifest, str(media_type)
 
-    def blob(self, reference: str, digest: str) -> BinaryIO:
-        """A stream of one blob of a reference's repository, checked against its digest when read to the end."""
+    def blob(self, reference: str, digest: str, size: int = 0) -> BinaryIO:
+        """A stream of one blob of a reference's repository, checked against its digest when read to the end; its
+        deadline allows for `size` bytes."""
         ref = parse(reference)
-        url = f"{_scheme(ref.host)}://{ref.host}/v2/{ref.remote}/blobs/{digest}"
-        response = self._open_stream(ref, url)
+        url = f"{scheme(ref.host)}://{ref.host}/v2/{ref.remote}/blobs/{digest}"
+        response = self._open_stream(ref, url, size)
         return io.BufferedReader(_VerifiedStream(response, digest, f"{ref.host}/{ref.remote}@{digest}"))
 
     def blob_json(self, reference: str, digest: str) -> Any:
@@ -175,15 +188,15 @@ class RegistryClient:
             raise EngineError(f"{reference} is not a single-platform image (media type {media_type})", transient=False)
         return manifest
 
-    def _open_stream(self, ref: Reference, url: str) -> http.client.HTTPResponse:
+    def _open_stream(self, ref: Reference, url: str, size: int) -> Stream:
         """A GET whose answer is read as a stream, authenticating once when challenged; errors become EngineErrors."""
-        response = self._send_streaming(url, {}, ref)
+        response = self.transport.open(url, self._auth_header(ref), size)
         if response.status == 401:
             challenge = response.headers.get("WWW-Authenticate", "")
             response.close()
             authorization = self._authorize(ref, challenge)
             if authorization:
-                response = self._send_streaming(url, {"Authorization": authorization}, ref)
+                response = self.transport.open(url, {"Authorization": authorization}, size)
         if response.status < 400:
             return response
         status, retry_after = response.status, response.headers.get("Retry-After", "")
@@ -191,21 +204,12 @@ class RegistryClient:
         where = f"{ref.host}/{ref.remote}/{url.rpartition('/')[2]}"
         if status == 404:
             raise EngineError(f"blob {where} is not in the registry", transient=False)
-        raise _http_error(status, retry_after, ref, f"GET {where}")
+        raise self._http_error(status, retry_after, ref, f"GET {where}")
 
-    def _send_streaming(self, url: str, headers: Mapping[str, str], ref: Reference) -> http.client.HTTPResponse:
-        """_send for a GET whose body the caller reads (and closes): the open response, error statuses included."""
+    def _auth_header(self, ref: Reference) -> dict[str, str]:
+        """The bearer token this client holds for a repository, if any."""
         token = self._tokens.get((ref.host, ref.remote))
-        all_headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **headers}
-        request = urllib.request.Request(url, method="GET", headers=all_headers)
-        try:
-            response: http.client.HTTPResponse = _opener(url).open(request, timeout=self.timeout)
-        except urllib.error.HTTPError as error:
-            return error  # type: ignore[return-value]  # an HTTPError is a response with a status, headers and body
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise EngineError(f"{ref.host}: {reason}", transient=True) from None
-        return response
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def _upload_blob(self, ref: Reference, digest: str, data: bytes) -> None:
         """Upload one blob (monolithic POST then PUT), unless the repository has it already."""
@@ -215,7 +219,7 @@ class RegistryClient:
         location = headers.get("Location", "")
         if not location:
             raise EngineError(f"{ref.host} gave no upload location for {ref.remote}", transient=True)
-        url = urllib.parse.urljoin(f"{_scheme(ref.host)}://{ref.host}/", location)
+        url = urllib.parse.urljoin(f"{scheme(ref.host)}://{ref.host}/", location)
         url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": digest})
         self._request_url("PUT", ref, url, {"Content-Type": "application/octet-stream"}, data)
 
@@ -239,7 +243,7 @@ class RegistryClient:
         self, method: str, ref: Reference, path: str, headers: Mapping[str, str], body: bytes | None = None
     ) -> tuple[int, Message, bytes]:
         """One registry call, authenticating once when challenged; errors become EngineErrors."""
-        url = f"{_scheme(ref.host)}://{ref.host}/v2/{ref.remote}/{path}"
+        url = f"{scheme(ref.host)}://{ref.host}/v2/{ref.remote}/{path}"
         return self._request_url(method, ref, url, headers, body)
 
     def _request_url(
@@ -254,23 +258,14 @@ class RegistryClient:
                     method, url, {**headers, "Authorization": authorization}, body, ref
                 )
         if status >= 400 and status != 404:
-            raise _http_error(status, answer_headers.get("Retry-After", ""), ref, f"{method} {ref.canonical}")
+            raise self._http_error(status, answer_headers.get("Retry-After", ""), ref, f"{method} {ref.canonical}")
         return status, answer_headers, answer
 
     def _send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, ref: Reference
     ) -> tuple[int, Message, bytes]:
-        token = self._tokens.get((ref.host, ref.remote))
-        all_headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **headers}
-        request = urllib.request.Request(url, data=body, method=method, headers=all_headers)
-        try:
-            with _opener(url).open(request, timeout=self.timeout) as response:
-                return response.status, response.headers, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.headers, error.read()
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise EngineError(f"{ref.host}: {reason}", transient=True) from None
+        """One request with this client's token for the repository, under the transport's deadline."""
+        return self.transport.send(method, url, {**self._auth_header(ref), **headers}, body)
 
     def _authorize(self, ref: Reference, challenge: str) -> str | None:
         """An Authorization header answering a Basic or Bearer challenge with Docker's credentials."""
@@ -283,17 +278,30 @@ class RegistryClient:
         scope = fields.get("scope") or f"repository:{ref.remote}:pull,push"
         query = urllib.parse.urlencode({"service": fields.get("service", ""), "scope": scope})
         headers = {"Authorization": _basic(credentials)} if credentials else {}
-        request = urllib.request.Request(f"{fields['realm']}?{query}", headers=headers)
         try:
-            with _opener(request.full_url).open(request, timeout=self.timeout) as response:
-                answer = json.loads(response.read())
-        except (urllib.error.URLError, OSError, ValueError):
+            status, _, body = self.transport.send("GET", f"{fields['realm']}?{query}", headers)
+            answer = json.loads(body) if status == 200 else {}
+        except (EngineError, ValueError):
             return None
         token = answer.get("token") or answer.get("access_token")
         if not token:
             return None
         self._tokens[(ref.host, ref.remote)] = token
         return f"Bearer {token}"
+
+    def _http_error(self, status: int, retry_after: str, ref: Reference, request: str) -> EngineError:
+        """The error of a failed call: no or refused credentials (401, 403), or its status (5xx, 429: transient)."""
+        if status in (401, 403) and self._credentials(ref.host) is None:
+            return EngineError(f"not logged in to {ref.host}: run docker login {ref.host}", transient=False)
+        if status in (401, 403):
+            return EngineError(
+                f"{ref.host} refused the credentials of docker login ({status}): run docker login {ref.host} again, "
+                "with an account that may push to it",
+                transient=False,
+            )
+        transient = status >= 500 or status == 429
+        wait = _retry_after(retry_after) if transient else None
+        return EngineError(f"{request}: {status} from {ref.host}", transient=transient, retry_after=wait)
 
     def _credentials(self, host: str) -> tuple[str, str] | None:
         """(user, secret) for a registry from the Docker config or its credential helper; never logged."""
@@ -341,15 +349,6 @@ def _retry_after(value: str) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _http_error(status: int, retry_after: str, ref: Reference, request: str) -> EngineError:
-    """The error of a failed registry call: not logged in (401, 403), or its status, transient for 5xx and 429."""
-    if status in (401, 403):
-        return EngineError(f"not logged in to {ref.host}: run docker login {ref.host}", transient=False)
-    transient = status >= 500 or status == 429
-    wait = _retry_after(retry_after) if transient else None
-    return EngineError(f"{request}: {status} from {ref.host}", transient=transient, retry_after=wait)
-
-
 def _digest_matches(digest: str, data: bytes) -> bool:
     """Whether data has a digest; True for algorithms hashlib does not know (nothing to check against)."""
     algorithm, _, hexdigest = digest.partition(":")
@@ -362,7 +361,7 @@ def _digest_matches(digest: str, data: bytes) -> bool:
 class _VerifiedStream(io.RawIOBase):
     """A blob download, read as it arrives, that raises EngineError at its end when it does not match its digest."""
 
-    def __init__(self, response: http.client.HTTPResponse, digest: str, where: str) -> None:
+    def __init__(self, response: Stream, digest: str, where: str) -> None:
         super().__init__()
         algorithm, _, self._expected = digest.partition(":")
         try:
@@ -378,8 +377,8 @@ class _VerifiedStream(io.RawIOBase):
         """Read the next bytes into buffer; at the end, check the digest of everything read."""
         try:
             count = self._response.readinto(buffer)
-        except (OSError, http.client.HTTPException) as error:
-            raise EngineError(f"blob {self._where}: {error}", transient=True) from None
+        except EngineError as error:
+            raise EngineError(f"blob {self._where}: {error}", transient=error.transient) from None
         if count and self._hash is not None:
             self._hash.update(memoryview(buffer)[:count])
         elif not count and not self._checked:
@@ -409,27 +408,3 @@ def _from_helper(helper: str, host: str) -> tuple[str, str] | None:
     except (OSError, subprocess.TimeoutExpired, ValueError):
         return None
     return (answer["Username"], answer["Secret"]) if answer.get("Secret") else None
-
-
-def _scheme(host: str) -> str:
-    """http for loopback registries (as Docker treats them), https elsewhere."""
-    return "http" if host.startswith(_LOOPBACK) else "https"
-
-
-class _KeepCredentialsHome(urllib.request.HTTPRedirectHandler):
-    """Follow redirects, but never send credentials to another host."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]  # noqa: PLR0917
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
-            new.remove_header("Authorization")
-        return new
-
-
-_DIRECT = urllib.request.build_opener(_KeepCredentialsHome, urllib.request.ProxyHandler({}))
-_FROM_ENVIRONMENT = urllib.request.build_opener(_KeepCredentialsHome)
-
-
-def _opener(url: str) -> urllib.request.OpenerDirector:
-    """Loopback registries directly; others through the proxies the environment names, if any."""
-    return _DIRECT if _scheme(urllib.parse.urlsplit(url).netloc) == "http" else _FROM_ENVIRONMENT

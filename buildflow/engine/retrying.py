@@ -61,6 +61,10 @@ class RetryingEngine:
         """Tag in the registry, retrying transient failures."""
         self._call(source, self.engine.tag, source, references)
 
+    def delete_tag(self, reference: str) -> bool:
+        """Remove a tag, retrying transient failures."""
+        return self._call(reference, self.engine.delete_tag, reference)
+
     def tag_local(self, source: str, references: Sequence[str]) -> None:
         """Tag locally, retrying transient failures."""
         self._call(source, self.engine.tag_local, source, references)

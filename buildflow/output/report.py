@@ -105,6 +105,7 @@ def report_document(plan: Plan, result: RunResult) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "released": result.released,
         "release_error": result.release_error,
+        "release": [move.to_json() for move in result.tags],
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "targets": [_target_document(outcome) for outcome in result.outcomes.values()],
         "lint": _lint_findings(plan, result),

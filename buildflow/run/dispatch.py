@@ -32,6 +32,7 @@ class Scheduler:
             engine=RetryingEngine(engine, policy, self._retrying),
             lookups=RetryingEngine(engine, lookups, self._retrying),
             publisher=RetryingEngine(engine, policy),
+            restorer=RetryingEngine(engine, policy),
             events=events or (lambda name, outcome, **fields: None),
             outcomes={step.target.id: Outcome(step.target) for step in plan.steps},
         )
@@ -53,16 +54,16 @@ class Scheduler:
         self._mark_not_started()
         result = RunResult(self.outcomes, 0.0)
         if all(o.succeeded for o in self.outcomes.values()) and not state.interrupted:
-            release(self.outcomes, state.publisher, state.events, result)
+            release(self.outcomes, state.publisher, state.restorer, state.events, result)
         result.seconds = time.monotonic() - started
         return result
 
     def interrupt(self, reason: str) -> None:
-        """Stop the run (from a signal handler): start nothing more, cancel what runs; a release under way
-        is finished, so that it is never left half done."""
+        """Stop the run (from a signal handler): start nothing more, cancel what runs, write no more records; a
+        release under way stops, and every tag it moved is put back."""
         self.state.interrupted, self.state.stopping = reason, True
-        self.state.engine.cancel()
-        self.state.lookups.cancel()
+        for engine in (self.state.engine, self.state.lookups, self.state.publisher):
+            engine.cancel()
 
     def _mark_not_started(self) -> None:
         """Targets still queued: INTERRUPTED by a signal, or CANCELLED by an earlier failure."""

@@ -96,6 +96,47 @@ class Outcome:
         return pinned(self.reference, self.digest) if self.pushed else self.reference
 
 
+class TagState(StrEnum):
+    """Where a release tag ended."""
+
+    MOVED = "moved"  # now points at the image built or reused in this run
+    UNCHANGED = "unchanged"  # already pointed at it
+    NOT_MOVED = "not moved"  # never touched: the release stopped first
+    FAILED = "failed"  # could not be moved; it keeps its old digest (or stays absent)
+    RESTORED = "restored"  # moved, then put back to its old digest
+    REMOVED = "removed"  # created, then deleted again
+    LEFT = "left"  # moved or created, and could not be put back: it points at the new image
+
+
+@dataclass
+class TagMove:
+    """One release tag: the target it belongs to, the digest it moves to, the one it had, and where it ended."""
+
+    target: str
+    tag: str
+    digest: str
+    source: str  # the image as pushed, repository@digest: what the tag is copied from
+    before: str | None = None  # None: the tag did not exist
+    state: TagState = TagState.NOT_MOVED
+    error: str = ""
+
+    @property
+    def new(self) -> bool:
+        """True for a tag that did not exist before this release."""
+        return self.before is None
+
+    def to_json(self) -> dict[str, object]:
+        """The tag in the JSON report."""
+        return {
+            "target": self.target,
+            "tag": self.tag,
+            "digest": self.digest,
+            "before": self.before,
+            "state": str(self.state),
+            "error": self.error or None,
+        }
+
+
 @dataclass
 class RunResult:
     """Every target's outcome, and whether the release tags were applied."""
@@ -105,6 +146,7 @@ class RunResult:
     released: bool = False
     release_error: str = ""
     lint: tuple[Finding, ...] = ()  # the Dockerfile lint findings of the run
+    tags: list[TagMove] = field(default_factory=list)  # every release tag, and where it ended
 
     @property
     def ok(self) -> bool:

@@ -26,7 +26,8 @@ class RunState:
     options: RunOptions
     engine: RetryingEngine  # builds, pushes and tests: retried with the run's policy, cancelled on a signal
     lookups: RetryingEngine  # registry lookups: at most three tries (when the registry cannot say, build)
-    publisher: RetryingEngine  # records and release tags: never cancelled half way
+    publisher: RetryingEngine  # records and release tags: cancelled on a signal
+    restorer: RetryingEngine  # puts release tags back after a failed or interrupted release: never cancelled
     events: Events
     outcomes: dict[str, Outcome]
     by_reference: dict[str, Outcome] = field(default_factory=dict)  # for retry events, by what was retried
