@@ -10,7 +10,7 @@ _SEPARATOR = r"(?:[._]|__|[-]+)"
 _PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?"
-_TAG = r"[\w][\w.-]{0,127}"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"  # ASCII only, as the distribution spec says
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _REFERENCE = re.compile(
     rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
@@ -84,7 +84,7 @@ def _why_invalid(text: str) -> str:
     if name != name.lower() and "/" not in name:
         return "repository names must be lowercase"
     if tag and not re.fullmatch(_TAG, tag):
-        return "a tag is at most 128 letters, digits, '_', '.' or '-' and cannot start with '.' or '-'"
+        return "a tag is at most 128 letters, digits, '_', '.' or '-', all ASCII, and cannot start with '.' or '-'"
     if not text or text.startswith(("/", ":")) or text.endswith(("/", ":")):
         return "an empty name or tag"
     return "not a valid image reference (lowercase name[:tag], e.g. t2t:tf1.8-t2t1.6)"

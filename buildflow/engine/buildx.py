@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import signal
 import tempfile
 import time
@@ -37,7 +38,8 @@ _TRANSIENT = re.compile(
     r"connection refused|connection reset|broken pipe|i/o timeout|TLS handshake timeout|context deadline exceeded"
     r"|unexpected EOF|\b(500|502|503|504)\b|Service Unavailable|Bad Gateway|Gateway Timeout|Internal Server Error"
     r"|\b429\b|Too Many Requests|Cannot connect to the Docker daemon|server misbehaving|timed out|timeout"
-    r"|failed commit on ref|code = Unavailable|error reading from server|transport is closing",
+    r"|failed commit on ref|code = Unavailable|error reading from server|transport is closing"
+    r"|already exists",  # two runs exporting one image name at once: the second try updates it
     re.IGNORECASE,
 )
 _PERMANENT = re.compile(
@@ -49,6 +51,9 @@ TIMED_OUT = 124  # exit code of timeout(1)
 _USAGE_HINT = "Run 'docker run --help'"  # what docker run adds after its own errors
 DOCKER_RUN_FAILED = 125  # docker run's own failure (no such image, daemon gone), not the command's
 KILLED = (-signal.SIGKILL, 128 + signal.SIGKILL)  # timeout -s KILL signals its own process group too
+# Every docker command gets SIGTERM when buildflow dies, even by SIGKILL (Linux's parent-death signal, through
+# util-linux's setpriv); `timeout` passes it on to the whole process group of the command (docker, its plugins).
+ENDED_WITH_US = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
 _UNAUTHORIZED = re.compile(r"\b401\b|unauthorized|no basic auth credentials|authentication required", re.IGNORECASE)
 
 
@@ -78,7 +83,7 @@ class BuildxEngine:
         """The python-on-whales client, made on first use: a run that builds nothing never imports it."""
         from python_on_whales import DockerClient
 
-        return DockerClient(client_call=["timeout", "-s", "TERM", str(self.timeout), "docker"])
+        return DockerClient(client_call=[*ENDED_WITH_US, "timeout", "-s", "TERM", str(self.timeout), "docker"])
 
     def check(self) -> None:
         """Fail early, in one line, when no engine or no buildx answers."""
@@ -303,7 +308,7 @@ def _build_arguments(request: BuildRequest, metadata: Path) -> dict[str, Any]:
 
 def _test_command(request: TestRequest, name: str) -> list[str]:
     """timeout -s KILL SECONDS docker run ... IMAGE sh -c COMMAND."""
-    command = ["timeout", "-s", "KILL", str(request.timeout), "docker", "run", "--rm", "--name", name]
+    command = [*ENDED_WITH_US, "timeout", "-s", "KILL", str(request.timeout), "docker", "run", "--rm", "--name", name]
     command += ["--pull", "missing", "--entrypoint", ""]
     if request.network != "default":
         command += ["--network", request.network]
