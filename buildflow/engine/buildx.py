@@ -25,6 +25,7 @@ from buildflow.engine.base import (
     TestRequest,
     TestRun,
 )
+from buildflow.engine.layout import SavedImage, read_saved
 from buildflow.engine.registry import DOCKER_HUB, RegistryClient
 from buildflow.errors import EngineUnavailable
 from buildflow.model import Secret
@@ -135,7 +136,30 @@ class BuildxEngine:
 
         Builds go to the local store and are pushed by this separate call: buildx's docker driver would
         otherwise push twice (BuildKit, then the daemon), and a half-done first push breaks every retry.
+        From the containerd image store, the image is saved (an OCI layout with the built manifest and layers)
+        and uploaded by buildflow's registry client, which tries each request again on its own: `docker push`
+        fails as a whole when any one of its requests fails. Other stores are pushed by `docker push`.
         """
+        with tempfile.TemporaryDirectory(prefix="buildflow-push-") as scratch:
+            saved = self._saved(reference, Path(scratch) / "image.tar")
+            if saved is not None:
+                try:
+                    return self.registry.push_saved(saved, reference)
+                finally:
+                    saved.close()
+        return self._docker_push(reference)
+
+    def _saved(self, reference: str, path: Path) -> SavedImage | None:
+        """The image as `docker save` writes it, when that is exactly the built image (the containerd store)."""
+        self._docker_output(["save", "--output", str(path), reference])
+        saved = read_saved(str(path))
+        if saved is not None and saved.top.digest != self.local_digest(reference):
+            saved.close()  # the classic store saves another manifest than the one pushed: docker push instead
+            return None
+        return saved
+
+    def _docker_push(self, reference: str) -> str:
+        """`docker push`; the digest the registry then holds (on the classic store, not the local image id)."""
         from python_on_whales import DockerException
 
         try:

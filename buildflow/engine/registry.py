@@ -1,28 +1,27 @@
-"""A small OCI distribution client: manifest lookups and byte-exact tag copies, with Docker's credentials.
+"""A small OCI distribution client: lookups, byte-exact tag copies, records, image uploads, Docker's credentials.
 
 `docker buildx imagetools create` (buildx 0.13) wraps a single-platform manifest in a new index, so the
 release tag would not carry the digest that was built; copying the manifest bytes keeps it. Requests go through
-a Transport (deadlines, interruption, HTTP for loopback registries and HTTPS for the others).
+a Transport (deadlines, interruption, HTTP for loopback registries and HTTPS for the others), and each one that
+fails in a way that can pass (a reset, a 5xx, a 429, no answer in time) is tried again on its own, a few times
+and quickly, before its caller's retries start over.
 """
 
 from __future__ import annotations
 
-import base64
-import email.utils
 import hashlib
 import io
 import json
-import os
-import re
-import subprocess
-import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from email.message import Message
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, TypeVar
 
+from buildflow.engine.auth import Credentials
 from buildflow.engine.base import EngineError, ImageLayers
+from buildflow.engine.blobs import VerifiedStream, digest_matches, platform_digest, retry_after
+from buildflow.engine.layout import INDEXES, Manifest, SavedImage
 from buildflow.engine.transport import DEADLINE, Stream, Transport, scheme
 from buildflow.references import DEFAULT_DOMAIN, Reference, parse
 
@@ -35,25 +34,28 @@ MANIFEST_TYPES = ", ".join(
     ]
 )
 DOCKER_HUB = DEFAULT_DOMAIN
+REQUEST_ATTEMPTS = 5  # tries of one request that fails in a way that can pass
+_PAUSES = (0.2, 0.5, 1.0, 2.0)  # seconds between them (or what the registry asks, at most _LONGEST_PAUSE)
+_LONGEST_PAUSE = 5.0
 _OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _IMAGE_MANIFESTS = (
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 )
-_INDEXES = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-)
-_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+Body = bytes | Callable[[], IO[bytes]] | None  # bytes, or a way to open the body again for each try
+Answer = tuple[int, Message, bytes]
+Result = TypeVar("Result")
 
 
 class RegistryClient:
-    """Manifest HEAD/GET/PUT and blob mounts against the registries of the references it is given."""
+    """Manifest HEAD/GET/PUT, blob uploads and mounts against the registries of the references it is given."""
 
-    def __init__(self, *, timeout: float = DEADLINE, docker_config: Path | None = None) -> None:
+    def __init__(
+        self, *, timeout: float = DEADLINE, docker_config: Path | None = None, attempts: int = REQUEST_ATTEMPTS
+    ) -> None:
         self.transport = Transport(deadline=timeout)
-        self.docker_config = docker_config or Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
-        self._tokens: dict[tuple[str, str], str] = {}
+        self.credentials = Credentials(self.transport, docker_config)
+        self.attempts = attempts
 
     def interrupt(self) -> None:
         """End every request under way at once (from a signal handler); later requests are sent as usual."""
@@ -73,7 +75,7 @@ class RegistryClient:
         status, headers, body = self._request("GET", src, f"manifests/{src.version}", {"Accept": MANIFEST_TYPES})
         if status == 404:
             raise EngineError(f"{source} is not in the registry", transient=False)
-        media_type = headers.get("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        media_type = headers.get("Content-Type", _OCI_MANIFEST)
         if (dst.host, dst.remote) != (src.host, src.remote):
             self._mount_blobs(src, dst, json.loads(body))
         self._request("PUT", dst, f"manifests/{dst.version}", {"Content-Type": media_type}, body)
@@ -86,7 +88,7 @@ class RegistryClient:
         status, headers, _ = self._send("DELETE", url, {}, None, ref)
         if status in (200, 202):
             return True
-        if status in (400, 404, 405) or (status == 401 and self._credentials(ref.host) is None):
+        if status in (400, 404, 405) or (status == 401 and self.credentials.of(ref.host) is None):
             return False  # distribution 2.x answers 400 DIGEST_INVALID: it deletes manifests by digest only
         raise self._http_error(status, headers.get("Retry-After", ""), ref, f"DELETE {ref.canonical}")
 
@@ -94,7 +96,7 @@ class RegistryClient:
         """Store `data` as an OCI artifact (its config blob, no layers) under a tag; return the manifest digest."""
         ref = parse(reference)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        self._upload_blob(ref, digest, data)
+        self._upload_blob(ref, digest, len(data), lambda: io.BytesIO(data))
         blob = {"mediaType": media_type, "digest": digest, "size": len(data)}
         manifest = {
             "schemaVersion": 2,
@@ -124,6 +126,16 @@ class RegistryClient:
             return None
         return data
 
+    def push_saved(self, image: SavedImage, reference: str) -> str:
+        """Upload an image saved from the local store (its blobs, then its manifests) under a tag; its digest."""
+        ref = parse(reference)
+        for digest, size in image.blobs.items():
+            self._upload_blob(ref, digest, size, lambda digest=digest: image.open(digest))  # type: ignore[misc]
+        for manifest in image.below:
+            self._put_manifest(ref, manifest.digest, manifest)
+        self._put_manifest(ref, ref.version, image.top)
+        return image.top.digest
+
     def manifest(self, reference: str) -> tuple[dict[str, Any], str]:
         """The parsed manifest (or index) a reference names, and its media type; EngineError when it is missing."""
         ref = parse(reference)
@@ -148,7 +160,7 @@ class RegistryClient:
         ref = parse(reference)
         url = f"{scheme(ref.host)}://{ref.host}/v2/{ref.remote}/blobs/{digest}"
         response = self._open_stream(ref, url, size)
-        return io.BufferedReader(_VerifiedStream(response, digest, f"{ref.host}/{ref.remote}@{digest}"))
+        return io.BufferedReader(VerifiedStream(response, digest, f"{ref.host}/{ref.remote}@{digest}"))
 
     def blob_json(self, reference: str, digest: str) -> Any:
         """A small JSON blob (an image config), parsed, after checking its digest."""
@@ -157,7 +169,7 @@ class RegistryClient:
         where = f"{ref.host}/{ref.remote}@{digest}"
         if status == 404:
             raise EngineError(f"blob {where} is not in the registry", transient=False)
-        if not _digest_matches(digest, data):
+        if not digest_matches(digest, data):
             raise EngineError(f"blob {where}: its content does not match its digest", transient=False)
         try:
             return json.loads(data)
@@ -180,48 +192,53 @@ class RegistryClient:
     def _image_manifest(self, reference: str) -> dict[str, Any]:
         """The single-platform image manifest of a reference: itself, or linux/amd64 (or the only image) of an index."""
         manifest, media_type = self.manifest(reference)
-        if media_type in _INDEXES:
+        if media_type in INDEXES:
             ref = parse(reference)
-            digest = _platform_digest(manifest, reference)
+            digest = platform_digest(manifest, reference)
             manifest, media_type = self.manifest(f"{ref.host}/{ref.remote}@{digest}")
         if media_type not in _IMAGE_MANIFESTS or not isinstance(manifest.get("config"), dict):
             raise EngineError(f"{reference} is not a single-platform image (media type {media_type})", transient=False)
         return manifest
 
+    def _put_manifest(self, ref: Reference, name: str, manifest: Manifest) -> None:
+        """Store a manifest under a tag or its digest."""
+        self._request("PUT", ref, f"manifests/{name}", {"Content-Type": manifest.media_type}, manifest.data)
+
     def _open_stream(self, ref: Reference, url: str, size: int) -> Stream:
         """A GET whose answer is read as a stream, authenticating once when challenged; errors become EngineErrors."""
-        response = self.transport.open(url, self._auth_header(ref), size)
+        response = self.transport.open(url, self.credentials.header(ref), size)
         if response.status == 401:
             challenge = response.headers.get("WWW-Authenticate", "")
             response.close()
-            authorization = self._authorize(ref, challenge)
+            authorization = self.credentials.answer(ref, challenge)
             if authorization:
                 response = self.transport.open(url, {"Authorization": authorization}, size)
         if response.status < 400:
             return response
-        status, retry_after = response.status, response.headers.get("Retry-After", "")
+        status, wait = response.status, response.headers.get("Retry-After", "")
         response.close()
         where = f"{ref.host}/{ref.remote}/{url.rpartition('/')[2]}"
         if status == 404:
             raise EngineError(f"blob {where} is not in the registry", transient=False)
-        raise self._http_error(status, retry_after, ref, f"GET {where}")
+        raise self._http_error(status, wait, ref, f"GET {where}")
 
-    def _auth_header(self, ref: Reference) -> dict[str, str]:
-        """The bearer token this client holds for a repository, if any."""
-        token = self._tokens.get((ref.host, ref.remote))
-        return {"Authorization": f"Bearer {token}"} if token else {}
+    def _upload_blob(self, ref: Reference, digest: str, size: int, body: Callable[[], IO[bytes]]) -> None:
+        """Upload one blob (monolithic POST then PUT) unless the repository has it; the three steps are tried
+        again together, since an upload session does not outlive a failure."""
+        self._tried(lambda: self._upload_once(ref, digest, size, body))
 
-    def _upload_blob(self, ref: Reference, digest: str, data: bytes) -> None:
-        """Upload one blob (monolithic POST then PUT), unless the repository has it already."""
-        if self._request("HEAD", ref, f"blobs/{digest}", {})[0] == 200:
+    def _upload_once(self, ref: Reference, digest: str, size: int, body: Callable[[], IO[bytes]]) -> None:
+        """One try of a blob upload."""
+        if self._request("HEAD", ref, f"blobs/{digest}", {}, attempts=1)[0] == 200:
             return
-        _, headers, _ = self._request("POST", ref, "blobs/uploads/", {"Content-Length": "0"}, b"")
+        _, headers, _ = self._request("POST", ref, "blobs/uploads/", {"Content-Length": "0"}, b"", attempts=1)
         location = headers.get("Location", "")
         if not location:
             raise EngineError(f"{ref.host} gave no upload location for {ref.remote}", transient=True)
         url = urllib.parse.urljoin(f"{scheme(ref.host)}://{ref.host}/", location)
         url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": digest})
-        self._request_url("PUT", ref, url, {"Content-Type": "application/octet-stream"}, data)
+        headers_out = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        self._request_url("PUT", ref, url, headers_out, body, attempts=1)
 
     def _digest_by_get(self, ref: Reference) -> str:
         _, _, body = self._request("GET", ref, f"manifests/{ref.version}", {"Accept": MANIFEST_TYPES})
@@ -240,19 +257,30 @@ class RegistryClient:
                 self._request("POST", dst, f"blobs/uploads/?{query}", {"Content-Length": "0"}, b"")
 
     def _request(
-        self, method: str, ref: Reference, path: str, headers: Mapping[str, str], body: bytes | None = None
-    ) -> tuple[int, Message, bytes]:
-        """One registry call, authenticating once when challenged; errors become EngineErrors."""
+        self,
+        method: str,
+        ref: Reference,
+        path: str,
+        headers: Mapping[str, str],
+        body: Body = None,
+        *,
+        attempts: int = 0,
+    ) -> Answer:
+        """One registry call, tried again when it fails in a way that can pass; errors become EngineErrors."""
         url = f"{scheme(ref.host)}://{ref.host}/v2/{ref.remote}/{path}"
-        return self._request_url(method, ref, url, headers, body)
+        return self._request_url(method, ref, url, headers, body, attempts=attempts)
 
     def _request_url(
-        self, method: str, ref: Reference, url: str, headers: Mapping[str, str], body: bytes | None = None
-    ) -> tuple[int, Message, bytes]:
-        """_request for a full URL (an upload location)."""
+        self, method: str, ref: Reference, url: str, headers: Mapping[str, str], body: Body, *, attempts: int = 0
+    ) -> Answer:
+        """_request for a full URL (an upload location); `attempts` 0: the client's."""
+        return self._tried(lambda: self._request_once(method, ref, url, headers, body), attempts)
+
+    def _request_once(self, method: str, ref: Reference, url: str, headers: Mapping[str, str], body: Body) -> Answer:
+        """One try of a call, authenticating once when challenged."""
         status, answer_headers, answer = self._send(method, url, dict(headers), body, ref)
         if status == 401:
-            authorization = self._authorize(ref, answer_headers.get("WWW-Authenticate", ""))
+            authorization = self.credentials.answer(ref, answer_headers.get("WWW-Authenticate", ""))
             if authorization:
                 status, answer_headers, answer = self._send(
                     method, url, {**headers, "Authorization": authorization}, body, ref
@@ -261,37 +289,30 @@ class RegistryClient:
             raise self._http_error(status, answer_headers.get("Retry-After", ""), ref, f"{method} {ref.canonical}")
         return status, answer_headers, answer
 
-    def _send(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, ref: Reference
-    ) -> tuple[int, Message, bytes]:
+    def _tried(self, call: Callable[[], Result], attempts: int = 0) -> Result:
+        """Call, trying again after a failure that can pass, with short pauses (or what the registry asks)."""
+        attempts = attempts or self.attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return call()
+            except EngineError as error:
+                if not error.transient or attempt == attempts:
+                    raise
+                pause = _PAUSES[min(attempt, len(_PAUSES)) - 1]
+                self.transport.pause(min(max(pause, error.retry_after or 0.0), _LONGEST_PAUSE))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, method: str, url: str, headers: Mapping[str, str], body: Body, ref: Reference) -> Answer:
         """One request with this client's token for the repository, under the transport's deadline."""
-        return self.transport.send(method, url, {**self._auth_header(ref), **headers}, body)
+        headers = {**self.credentials.header(ref), **headers}
+        if callable(body):
+            with body() as stream:
+                return self.transport.send(method, url, headers, stream, size=int(headers.get("Content-Length", 0)))
+        return self.transport.send(method, url, headers, body)
 
-    def _authorize(self, ref: Reference, challenge: str) -> str | None:
-        """An Authorization header answering a Basic or Bearer challenge with Docker's credentials."""
-        credentials = self._credentials(ref.host)
-        if challenge.lower().startswith("basic"):
-            return _basic(credentials) if credentials else None
-        fields = dict(_CHALLENGE.findall(challenge))
-        if "realm" not in fields:
-            return None
-        scope = fields.get("scope") or f"repository:{ref.remote}:pull,push"
-        query = urllib.parse.urlencode({"service": fields.get("service", ""), "scope": scope})
-        headers = {"Authorization": _basic(credentials)} if credentials else {}
-        try:
-            status, _, body = self.transport.send("GET", f"{fields['realm']}?{query}", headers)
-            answer = json.loads(body) if status == 200 else {}
-        except (EngineError, ValueError):
-            return None
-        token = answer.get("token") or answer.get("access_token")
-        if not token:
-            return None
-        self._tokens[(ref.host, ref.remote)] = token
-        return f"Bearer {token}"
-
-    def _http_error(self, status: int, retry_after: str, ref: Reference, request: str) -> EngineError:
+    def _http_error(self, status: int, wait: str, ref: Reference, request: str) -> EngineError:
         """The error of a failed call: no or refused credentials (401, 403), or its status (5xx, 429: transient)."""
-        if status in (401, 403) and self._credentials(ref.host) is None:
+        if status in (401, 403) and self.credentials.of(ref.host) is None:
             return EngineError(f"not logged in to {ref.host}: run docker login {ref.host}", transient=False)
         if status in (401, 403):
             return EngineError(
@@ -300,111 +321,5 @@ class RegistryClient:
                 transient=False,
             )
         transient = status >= 500 or status == 429
-        wait = _retry_after(retry_after) if transient else None
-        return EngineError(f"{request}: {status} from {ref.host}", transient=transient, retry_after=wait)
-
-    def _credentials(self, host: str) -> tuple[str, str] | None:
-        """(user, secret) for a registry from the Docker config or its credential helper; never logged."""
-        try:
-            config = json.loads((self.docker_config / "config.json").read_text())
-        except (OSError, ValueError):
-            return None
-        helper = config.get("credHelpers", {}).get(host) or config.get("credsStore")
-        if helper:
-            return _from_helper(helper, host)
-        auth = config.get("auths", {}).get(host, {}).get("auth")
-        if auth:
-            user, _, secret = base64.b64decode(auth).decode().partition(":")
-            return user, secret
-        return None
-
-
-def _platform_digest(index: Mapping[str, Any], reference: str) -> str:
-    """The digest of linux/amd64 in an index, or of its only image (attestation manifests left out)."""
-    images = [
-        entry
-        for entry in index.get("manifests", [])
-        if isinstance(entry, dict) and entry.get("platform", {}).get("os") != "unknown"
-    ]
-    for entry in images:
-        platform = entry.get("platform", {})
-        if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
-            return str(entry["digest"])
-    if len(images) == 1:
-        return str(images[0]["digest"])
-    platforms = sorted(f"{e.get('platform', {}).get('os')}/{e.get('platform', {}).get('architecture')}" for e in images)
-    available = ", ".join(platforms) or "none"
-    raise EngineError(f"{reference} has no linux/amd64 image (it has {available})", transient=False)
-
-
-def _retry_after(value: str) -> float | None:
-    """Seconds from a Retry-After header: a number of seconds or an HTTP date; None when absent or unreadable."""
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _digest_matches(digest: str, data: bytes) -> bool:
-    """Whether data has a digest; True for algorithms hashlib does not know (nothing to check against)."""
-    algorithm, _, hexdigest = digest.partition(":")
-    try:
-        return hashlib.new(algorithm, data).hexdigest() == hexdigest
-    except ValueError:
-        return True
-
-
-class _VerifiedStream(io.RawIOBase):
-    """A blob download, read as it arrives, that raises EngineError at its end when it does not match its digest."""
-
-    def __init__(self, response: Stream, digest: str, where: str) -> None:
-        super().__init__()
-        algorithm, _, self._expected = digest.partition(":")
-        try:
-            self._hash: Any = hashlib.new(algorithm)
-        except ValueError:
-            self._hash = None
-        self._response, self._where, self._checked = response, where, False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        """Read the next bytes into buffer; at the end, check the digest of everything read."""
-        try:
-            count = self._response.readinto(buffer)
-        except EngineError as error:
-            raise EngineError(f"blob {self._where}: {error}", transient=error.transient) from None
-        if count and self._hash is not None:
-            self._hash.update(memoryview(buffer)[:count])
-        elif not count and not self._checked:
-            self._checked = True
-            if self._hash is not None and self._hash.hexdigest() != self._expected:
-                raise EngineError(f"blob {self._where}: its content does not match its digest", transient=False)
-        return count
-
-    def close(self) -> None:
-        if not self.closed:
-            self._response.close()
-        super().close()
-
-
-def _basic(credentials: tuple[str, str]) -> str:
-    """An HTTP Basic Authorization value."""
-    return "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
-
-
-def _from_helper(helper: str, host: str) -> tuple[str, str] | None:
-    """Ask docker-credential-HELPER for a registry's credentials."""
-    try:
-        result = subprocess.run(
-            [f"docker-credential-{helper}", "get"], input=host, capture_output=True, text=True, timeout=30, check=False
-        )
-        answer = json.loads(result.stdout) if result.returncode == 0 else {}
-    except (OSError, subprocess.TimeoutExpired, ValueError):
-        return None
-    return (answer["Username"], answer["Secret"]) if answer.get("Secret") else None
+        seconds = retry_after(wait) if transient else None
+        return EngineError(f"{request}: {status} from {ref.host}", transient=transient, retry_after=seconds)

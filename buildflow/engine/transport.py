@@ -19,7 +19,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from email.message import Message
-from typing import Any
+from typing import IO, Any
 
 from buildflow.engine.base import EngineError
 
@@ -67,13 +67,16 @@ class Transport:
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._late: dict[str, int] = {}  # host -> requests out of time in a row
+        self._paused = threading.Condition()
+        self._interruptions = 0
 
     def send(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | IO[bytes] | None = None, size: int = 0
     ) -> tuple[int, Message, bytes]:
-        """One request, its answer read whole: (status, headers, body); errors of the connection as EngineErrors."""
+        """One request, its answer read whole: (status, headers, body); errors of the connection as EngineErrors.
+        Its deadline allows for a body of `size` bytes."""
         host = urllib.parse.urlsplit(url).netloc
-        call = self._begin(host, self.deadline)
+        call = self._begin(host, self.deadline + size / BLOB_RATE)
         request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
         try:
             with _opener(url).open(request, timeout=self.deadline) as response:
@@ -103,11 +106,22 @@ class Transport:
         return Stream(response, call, self)
 
     def interrupt(self) -> None:
-        """End every request under way (from a signal handler): they fail at once; later ones are sent as usual."""
+        """End every request under way (from a signal handler): they fail at once, and so do pauses between
+        tries; later requests are sent as usual."""
         with self._lock:
             calls = list(self._calls)
         for call in calls:
             call.cut_short("interrupted")
+        with self._paused:
+            self._interruptions += 1
+            self._paused.notify_all()
+
+    def pause(self, seconds: float) -> None:
+        """Wait between two tries of a request; an interruption meanwhile ends the wait, and the request."""
+        with self._paused:
+            seen = self._interruptions
+            if self._paused.wait_for(lambda: self._interruptions != seen, timeout=seconds):
+                raise EngineError("cancelled: the run was interrupted", transient=False)
 
     def _begin(self, host: str, deadline: float) -> _Call:
         """Watch a new request to `host`; fail it at once when the host does not answer any more."""

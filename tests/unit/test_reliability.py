@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from buildflow.engine.base import BuildRequest, BuildResult, EngineError
-from buildflow.engine.registry import _retry_after
+from buildflow.engine.blobs import retry_after as _retry_after
 from buildflow.engine.retrying import RetryingEngine
 from buildflow.model import RetryPolicy
 from buildflow.output.report import report_document
