@@ -1,16 +1,17 @@
-"""What a run did: the summary table people read and the JSON report machines read."""
+"""What a run did: the summary table people read, and the JSON reports machines read (of builds and of tests)."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from buildflow.output.render import aligned
 from buildflow.plan.planner import Plan
 from buildflow.quality.summary import SizeSummary
-from buildflow.run.imagetests import summary
+from buildflow.run.imagetests import TestResult, summary
 from buildflow.run.outcome import Outcome, RunResult, Status
 from buildflow.sizes import human
 
@@ -159,3 +160,22 @@ def write_report(path: Path, plan: Plan, result: RunResult) -> None:
     """Write the JSON report (parents created as needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report_document(plan, result), indent=2) + "\n")
+
+
+def image_tests_document(
+    plan: Plan, results: Mapping[str, Sequence[TestResult]], problems: Mapping[str, str]
+) -> dict[str, Any]:
+    """The JSON report of `buildflow test`: every test's result, exit code and output, and the targets not tested."""
+    return {
+        "pipeline": str(plan.pipeline.file),
+        "targets": [{"id": target_id, "tests": [r.to_json() for r in found]} for target_id, found in results.items()],
+        "not_run": dict(problems),
+    }
+
+
+def write_image_tests_report(
+    path: Path, plan: Plan, results: Mapping[str, Sequence[TestResult]], problems: Mapping[str, str]
+) -> None:
+    """Write the JSON report of `buildflow test` (parents created as needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(image_tests_document(plan, results, problems), indent=2) + "\n")

@@ -120,8 +120,8 @@ def test_a_failing_test_fails_its_target_blocks_its_children_and_releases_nothin
 
 
 def test_buildflow_test_reports_an_engine_failure_as_a_line_not_a_crash(tmp_path: Path) -> None:
-    from buildflow.cli import _test_built
     from buildflow.engine.base import EngineError
+    from buildflow.run.testing import run_target_tests as _test_built
 
     class Unreachable(Scripted):
         def manifest_digest(self, reference: str) -> str | None:

@@ -335,8 +335,8 @@ def test_a_hadolint_that_hangs_is_stopped(tmp_path: Path, monkeypatch: pytest.Mo
 def test_build_goes_on_when_hadolint_cannot_run_unless_lint_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from buildflow.cli import _lint_before_build
     from buildflow.plan.planner import make_plan
+    from buildflow.run.session import lint_before_build as _lint_before_build
 
     broken = tmp_path / "hadolint"
     broken.write_text("#!/bin/sh\necho 'hadolint: segmentation fault' >&2\nexit 139\n")

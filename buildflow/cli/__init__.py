@@ -1,0 +1,115 @@
+"""The command line: the only place that turns exceptions into exit codes and output formats.
+
+The commands live in their own modules (inspect, build, checks) and only parse options and call use cases; this
+module holds the group they belong to and the entry point, `main`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+import click
+
+from buildflow import __version__
+from buildflow.cli import build, checks, inspect
+from buildflow.cli.loading import state
+from buildflow.errors import EXIT_INTERNAL, EXIT_INVALID, BuildflowError
+
+_EPILOG = """\b
+Exit codes:
+  0  success
+  1  a target was not built, the release was not tagged, or no engine answers
+  2  invalid pipeline file or command line: one line per problem
+  3  internal error in buildflow (rerun with --debug and report it)
+  4  another run of the same pipeline and registry holds the lock (build --no-wait)
+  130, 143  build interrupted by SIGINT or SIGTERM (the report is still written, nothing is released)
+"""
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+    epilog=_EPILOG,
+    invoke_without_command=True,
+)
+@click.version_option(__version__, "--version", prog_name="buildflow")
+@click.pass_context
+def cli(context: click.Context) -> None:
+    """Build whole hierarchies of Docker images as one DAG.
+
+    \b
+    Describe your images once in buildflow.yaml (base -> cuda -> framework -> app),
+    check and inspect the hierarchy, then build it:
+      buildflow validate                       check the file, report every problem
+      buildflow plan                           order, generations, parents, tags, fingerprints
+      buildflow plan app                       app and everything it is built on
+      buildflow plan --downstream base         base and everything built on it
+      buildflow status                         what is up to date in the registry, and why not
+      buildflow graph --format mermaid         the DAG for a README or a merge request
+      buildflow build --keep-going             build what changed, push, then tag the release
+      buildflow build --since origin/main      only what changed since a commit, and its children
+      buildflow build --max-age 7d             nightly: also rebuild images older than a week
+      buildflow build --lint=error             fail on Dockerfile lint findings before building
+      buildflow lint                           hadolint on every Dockerfile, file:line per finding
+      buildflow test app                       run app's image tests (and inherited ones) again
+      buildflow schema > pipeline.schema.json  JSON Schema for editors
+
+    The file format is in docs/pipeline-format.md, building in docs/building.md, tests, lint and sizes in
+    docs/quality.md.
+    """
+    if context.invoked_subcommand is None:
+        click.echo(context.get_help())
+
+
+for _command in (
+    inspect.validate,
+    inspect.plan,
+    inspect.status,
+    inspect.graph,
+    build.build,
+    checks.lint,
+    checks.test_images,
+    inspect.schema,
+):
+    cli.add_command(_command)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Run the CLI and exit with a documented code."""
+    try:
+        cli.main(args=argv, prog_name="buildflow", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.exceptions.Abort:
+        click.echo("buildflow: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(EXIT_INVALID if error.exit_code == 2 else error.exit_code)
+    except BuildflowError as error:
+        _report(error)
+        sys.exit(error.exit_code)
+    except Exception as error:
+        click.echo(f"buildflow: internal error: {type(error).__name__}: {error}", err=True)
+        if state["debug"]:
+            _print_traceback()
+        else:
+            click.echo("rerun with --debug for a traceback, and please report it", err=True)
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(0)
+
+
+def _report(error: BuildflowError) -> None:
+    """Print a user error: one line per problem, a traceback only with --debug."""
+    for line in error.lines():
+        click.echo(line, err=True)
+    if state["debug"]:
+        _print_traceback()
+
+
+def _print_traceback() -> None:
+    """The traceback of the exception being handled, on stderr (traceback is imported only when it is needed)."""
+    import traceback
+
+    traceback.print_exc()

@@ -1,0 +1,225 @@
+"""`buildflow build`: its options, the build session, the summary table and reports, and the exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from buildflow.cli.loading import buildx, load_plan, lookup_engine
+from buildflow.cli.options import (
+    PipelineOptions,
+    max_age_seconds,
+    output_file,
+    pipeline_options,
+    rebuild_options,
+    selection_options,
+)
+from buildflow.errors import Interrupted, RunFailed
+
+if TYPE_CHECKING:
+    from buildflow.plan.planner import Plan
+    from buildflow.run.outcome import BuildOptions, RunOptions, RunResult
+
+
+@click.command(short_help="Build the selection in dependency order, push it, then tag the release.")
+@selection_options
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="How many builds run at once; a target starts as soon as its own parents are built.",
+)
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="After a failure, still build every target that does not depend on it (default: stop starting new).",
+)
+@click.option(
+    "--push/--no-push",
+    default=True,
+    show_default=True,
+    help="Push to the registry, or keep images in the local image store (children still build on them).",
+)
+@click.option("--no-cache", is_flag=True, help="Do not use cached build steps.")
+@click.option("--pull", is_flag=True, help="Always check the registry for newer external base images.")
+@click.option(
+    "--retries",
+    type=click.IntRange(1, 20),
+    metavar="N",
+    help="Tries per engine or registry call for transient errors (default: the pipeline's, 3).",
+)
+@click.option(
+    "--timeout",
+    type=click.IntRange(10, 86400),
+    default=1800,
+    show_default=True,
+    metavar="SECONDS",
+    help="The longest any one engine call may take before it is killed (and retried).",
+)
+@output_file("--report", "FILE.json", "Write every target's status, why, digest, tags, timings and cache hits here.")
+@output_file("--junit", "FILE.xml", "Write a JUnit file, one testcase per target (GitLab, Jenkins, GitHub read it).")
+@output_file(
+    "--summary", "FILE.md", "Write a Markdown summary with the DAG (also appended to $GITHUB_STEP_SUMMARY if set)."
+)
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "live", "plain"]),
+    default="auto",
+    show_default=True,
+    help="A live table (auto: on a terminal with console logs) or one log line per change.",
+)
+@click.option("--force", is_flag=True, help="Build every selected target, even those up to date in the registry.")
+@click.option(
+    "--force-target",
+    "force_targets",
+    multiple=True,
+    metavar="TARGET",
+    help="Build TARGET even if it is up to date (repeatable); children follow if its digest changes.",
+)
+@rebuild_options
+@click.option(
+    "--lint",
+    "lint_mode",
+    type=click.Choice(["off", "warn", "error"]),
+    default="warn",
+    show_default=True,
+    help="Lint the Dockerfiles first (hadolint): show findings (warn), or fail before building (error).",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="When another run of this pipeline and registry holds the lock: wait for it, or exit with code 4.",
+)
+@pipeline_options
+def build(
+    *,
+    targets: Sequence[str],
+    downstream: Sequence[str],
+    since: str | None,
+    jobs: int,
+    keep_going: bool,
+    push: bool,
+    no_cache: bool,
+    pull: bool,
+    retries: int | None,
+    timeout: int,
+    report_path: Path | None,
+    junit_path: Path | None,
+    summary_path: Path | None,
+    progress: str,
+    force: bool,
+    force_targets: Sequence[str],
+    max_age: str | None,
+    no_follow_bases: bool,
+    lint_mode: str,
+    wait: bool,
+    options: PipelineOptions,
+) -> None:
+    """Build the selected targets (and their ancestors) with buildx, in dependency order.
+
+    A target whose image is already in the registry under its fingerprint, with a build record that is
+    young enough, is REUSED: nothing is built, its children build on it and its tags are still applied.
+    Each child builds FROM the exact digest its parent has. Images are pushed under a content tag
+    (bf-FINGERPRINT) as they finish; the pipeline's own tags are applied, registry side, only after every
+    selected target was built or reused, so a failed run never leaves half a release tagged.
+    """
+    from buildflow.output.progress import Progress
+    from buildflow.output.report import summary_table
+    from buildflow.run.outcome import BuildOptions
+    from buildflow.run.session import run_build
+
+    engine = buildx(timeout)
+    the_plan = load_plan(options, targets, downstream, since, None if no_follow_bases else lookup_engine(engine))
+    run_options = _run_options(
+        the_plan,
+        jobs=jobs,
+        keep_going=keep_going,
+        build=BuildOptions(push, no_cache, pull),
+        retries=retries,
+        force=force,
+        force_targets=force_targets,
+        max_age=max_age,
+    )
+    live = progress == "live" or (progress == "auto" and options.log_format == "console" and sys.stderr.isatty())
+    result, interrupted = run_build(
+        the_plan, engine, run_options, lint_mode=lint_mode, wait=wait, view=lambda: Progress(live=live)
+    )
+    click.echo(summary_table(result))
+    _write_reports(the_plan, result, report_path, junit_path, summary_path)
+    _exit_unless_done(result, interrupted)
+
+
+def _run_options(
+    plan: Plan,
+    *,
+    jobs: int,
+    keep_going: bool,
+    build: BuildOptions,
+    retries: int | None,
+    force: bool,
+    force_targets: Sequence[str],
+    max_age: str | None,
+) -> RunOptions:
+    """How the run behaves, from the command line's choices."""
+    import dataclasses
+
+    from buildflow.caches import user_cache
+    from buildflow.pipeline.variables import source_date_epoch
+    from buildflow.plan.planner import ids
+    from buildflow.run.outcome import RunOptions
+
+    return RunOptions(
+        jobs=jobs,
+        keep_going=keep_going,
+        build=build,
+        retry=dataclasses.replace(plan.pipeline.retry, attempts=retries) if retries else None,
+        force=None if force else frozenset(ids(plan.pipeline, force_targets)),
+        max_age=max_age_seconds(plan, max_age),
+        source_date_epoch=source_date_epoch(plan.pipeline.root),
+        layer_cache=user_cache("layers"),
+    )
+
+
+def _write_reports(
+    plan: Plan, result: RunResult, report_path: Path | None, junit_path: Path | None, summary_path: Path | None
+) -> None:
+    """The JSON report, the JUnit file and the Markdown summary that were asked for; the GitHub step summary."""
+    from buildflow.output.report import write_report
+
+    if report_path:
+        write_report(report_path, plan, result)
+    if not (junit_path or summary_path or os.environ.get("GITHUB_STEP_SUMMARY")):
+        return
+    from buildflow.output.ci_reports import append_github_step_summary, write_junit, write_summary
+
+    if junit_path:
+        write_junit(junit_path, plan, result)
+    if summary_path:
+        write_summary(summary_path, plan, result)
+    append_github_step_summary(plan, result)
+
+
+def _exit_unless_done(result: RunResult, interrupted: int) -> None:
+    """Raise the error of a run that a signal interrupted, or that did not build every target or tag the release."""
+    if interrupted:
+        import signal
+
+        name = signal.Signals(interrupted).name
+        raise Interrupted(
+            f"buildflow: interrupted by {name}; nothing was released; a re-run reuses what finished", interrupted
+        )
+    if not result.ok:
+        failed = sum(1 for outcome in result.outcomes.values() if not outcome.succeeded)
+        raise RunFailed(
+            f"buildflow: {failed} of {len(result.outcomes)} targets not built"
+            if failed
+            else "buildflow: the release tags were not applied"
+        )

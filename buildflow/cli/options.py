@@ -1,0 +1,147 @@
+"""The options commands share: the pipeline file and how to read it, the target selection, when an up-to-date image
+is built anyway, the report files to write; and the checks of their values."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from buildflow.errors import UsageError
+
+if TYPE_CHECKING:
+    from buildflow.plan.planner import Plan
+
+Command = Callable[..., None]  # a command's function, before click makes a command of it
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """The options every pipeline command takes."""
+
+    file: Path
+    variables: tuple[str, ...]
+    registry: str | None
+    log_format: str
+    debug: bool
+
+
+_PIPELINE_OPTIONS = [
+    click.option(
+        "-f",
+        "--file",
+        "file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=Path("buildflow.yaml"),
+        show_default=True,
+        help="Pipeline file.",
+    ),
+    click.option(
+        "--var",
+        "variables",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Override a pipeline variable or a built-in such as git_commit (repeatable).",
+    ),
+    click.option(
+        "--registry", metavar="HOST[:PORT][/PATH]", help="Registry for tags without one (overrides the file)."
+    ),
+    click.option(
+        "--log-format",
+        type=click.Choice(["console", "json"]),
+        default="console",
+        show_default=True,
+        envvar="BUILDFLOW_LOG_FORMAT",
+        help="Log lines on stderr: readable, or JSON lines for machines.",
+    ),
+    click.option("--debug", is_flag=True, help="Debug logs, and a traceback for errors."),
+]
+
+
+def pipeline_options(command: Command) -> Command:
+    """Add the pipeline options to a command; it receives them as one PipelineOptions `options`."""
+
+    @functools.wraps(command)
+    def with_options(
+        *, file: Path, variables: Sequence[str], registry: str | None, log_format: str, debug: bool, **rest: object
+    ) -> None:
+        """Call the command with its pipeline options in one PipelineOptions (wraps gives this the command's doc)."""
+        command(options=PipelineOptions(file, tuple(variables), registry, log_format, debug), **rest)
+
+    for option in reversed(_PIPELINE_OPTIONS):
+        with_options = option(with_options)
+    return with_options
+
+
+def selection_options(command: Command) -> Command:
+    """Target selection: names (with ancestors), --downstream names (with descendants), --since a commit."""
+    command = click.option(
+        "--since",
+        metavar="GIT_REV",
+        help="Only the targets whose inputs changed since this commit, and everything built on them.",
+    )(command)
+    command = click.option(
+        "--downstream",
+        "downstream",
+        multiple=True,
+        metavar="TARGET",
+        help="Also select TARGET and every target built on it (repeatable).",
+    )(command)
+    return click.argument("targets", nargs=-1)(command)
+
+
+def rebuild_options(command: Command) -> Command:
+    """When an image that is up to date is built anyway: --max-age and --no-follow-bases."""
+    command = click.option(
+        "--no-follow-bases",
+        is_flag=True,
+        help="Do not resolve external bases (FROM ubuntu:22.04) to digests: a base that moved does not rebuild.",
+    )(command)
+    return click.option(
+        "--max-age",
+        metavar="AGE",
+        callback=check_age,
+        help="Rebuild images built longer ago than AGE (7d, 12h, 2w), even if nothing changed. "
+        "Default: the pipeline's rebuild.max_age, or never.",
+    )(command)
+
+
+def output_file(flag: str, metavar: str, help_text: str) -> Callable[[Command], Command]:
+    """An option naming a report file to write; the command receives it as `<flag>_path`."""
+    return click.option(
+        flag, f"{flag[2:]}_path", type=click.Path(path_type=Path, dir_okay=False), metavar=metavar, help=help_text
+    )
+
+
+def parse_vars(pairs: Sequence[str]) -> dict[str, str]:
+    """NAME=VALUE pairs from --var."""
+    parsed = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise UsageError(f"--var {pair}: expected NAME=VALUE, e.g. --var tf=1.15.5")
+        parsed[name] = value
+    return parsed
+
+
+def check_age(context: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
+    """--max-age must read like 7d."""
+    from buildflow.model import parse_age
+
+    try:
+        if value is not None:
+            parse_age(value)
+    except ValueError as error:
+        raise click.BadParameter(f"{error}; use s, m, h, d or w") from None
+    return value
+
+
+def max_age_seconds(plan: Plan, max_age: str | None) -> float | None:
+    """--max-age, else the pipeline's rebuild.max_age, in seconds."""
+    from buildflow.model import parse_age
+
+    return parse_age(max_age) if max_age else plan.pipeline.rebuild.max_age_seconds
