@@ -23,7 +23,8 @@ from buildflow.errors import Interrupted, RunFailed
 
 if TYPE_CHECKING:
     from buildflow.plan.planner import Plan
-    from buildflow.run.outcome import BuildOptions, RunOptions, RunResult
+    from buildflow.run.naming import BuildOptions
+    from buildflow.run.outcome import RunOptions, RunResult
 
 
 @click.command(short_help="Build the selection in dependency order, push it, then tag the release.")
@@ -133,7 +134,7 @@ def build(
     """
     from buildflow.output.progress import Progress
     from buildflow.output.report import summary_table
-    from buildflow.run.outcome import BuildOptions
+    from buildflow.run.naming import BuildOptions
     from buildflow.run.session import run_build
 
     engine = buildx(timeout)

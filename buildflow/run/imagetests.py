@@ -7,15 +7,27 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from buildflow.engine.base import Engine, Tester, TestRequest
+from buildflow.engine.base import Tester, TestRequest
 from buildflow.model import Pipeline, Target
 from buildflow.references import pinned
 from buildflow.run.failures import Failure, FailureKind
 from buildflow.run.naming import content_reference
 
 OUTPUT_LINES = 20  # lines of a test's output kept for reports
+
+
+class ImageTester(Tester, Protocol):
+    """What testing built images needs of an engine: finding the image of a fingerprint, and running tests."""
+
+    def manifest_digest(self, reference: str) -> str | None:
+        """The digest a registry holds for a reference, or None."""
+        ...
+
+    def local_digest(self, reference: str) -> str | None:
+        """The id of an image in the local image store, or None."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -148,7 +160,7 @@ def _tail(output: str) -> str:
     return "\n".join(output.splitlines()[-OUTPUT_LINES:])
 
 
-def built_image(engine: Engine, pipeline: Pipeline, target: Target, *, push: bool) -> str | None:
+def built_image(engine: ImageTester, pipeline: Pipeline, target: Target, *, push: bool) -> str | None:
     """The image of a target's current fingerprint: in the registry (by digest) or in the local store; None when
     it was not built."""
     reference = content_reference(target, pipeline.registry)

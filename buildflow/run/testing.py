@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from buildflow.engine.base import Engine, EngineError
 from buildflow.model import Pipeline
 from buildflow.plan.planner import Plan, ids
-from buildflow.run.imagetests import TestResult, built_image, image_tests, run_tests
+from buildflow.run.imagetests import ImageTester, TestResult, built_image, image_tests, run_tests
 
 TestResults = dict[str, list[TestResult]]  # the results of each target's tests, by target id
 NotRun = dict[str, str]  # why a target's tests could not run, by target id
@@ -33,10 +32,8 @@ def run_selected_tests(
     return results, problems
 
 
-def run_target_tests(engine: Any, pipeline: Pipeline, target_id: str, push: bool) -> list[TestResult] | str:
+def run_target_tests(engine: ImageTester, pipeline: Pipeline, target_id: str, push: bool) -> list[TestResult] | str:
     """The results of a target's tests on its built image, or why they could not run."""
-    # Any, not Engine: tests/unit/test_imagetests.py passes a partial fake engine (it has no local_digest), and this
-    # refactoring changes only the imports of tests. Once that fake is a whole Engine, type `engine` as one.
     tests = image_tests(pipeline, target_id)
     if not tests:
         return []

@@ -78,6 +78,12 @@ class Scripted:
     def has_gpus(self) -> bool:
         return False
 
+    def manifest_digest(self, reference: str) -> str | None:
+        return None
+
+    def local_digest(self, reference: str) -> str | None:
+        return None
+
 
 def test_results_failures_and_gpu_skips(tmp_path: Path) -> None:
     engine = Scripted()
