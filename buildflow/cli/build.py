@@ -13,6 +13,7 @@ import click
 from buildflow.cli.loading import buildx, load_plan, lookup_engine
 from buildflow.cli.options import (
     PipelineOptions,
+    check_report_paths,
     max_age_seconds,
     output_file,
     pipeline_options,
@@ -22,9 +23,11 @@ from buildflow.cli.options import (
 from buildflow.errors import Interrupted, RunFailed
 
 if TYPE_CHECKING:
+    from buildflow.engine.buildx import BuildxEngine
     from buildflow.plan.planner import Plan
     from buildflow.run.naming import BuildOptions
     from buildflow.run.outcome import RunOptions, RunResult
+    from buildflow.run.session import EventsView
 
 
 @click.command(short_help="Build the selection in dependency order, push it, then tag the release.")
@@ -132,30 +135,55 @@ def build(
     (bf-FINGERPRINT) as they finish; the pipeline's own tags are applied, registry side, only after every
     selected target was built or reused, so a failed run never leaves half a release tagged.
     """
-    from buildflow.output.progress import Progress
     from buildflow.output.report import summary_table
     from buildflow.run.naming import BuildOptions
-    from buildflow.run.session import run_build
+    from buildflow.run.session import Interruption, run_build
 
+    check_report_paths({"--report": report_path, "--junit": junit_path, "--summary": summary_path})
     engine = buildx(timeout)
-    the_plan = load_plan(options, targets, downstream, since, None if no_follow_bases else lookup_engine(engine))
-    run_options = _run_options(
-        the_plan,
-        jobs=jobs,
-        keep_going=keep_going,
-        build=BuildOptions(push, no_cache, pull),
-        retries=retries,
-        force=force,
-        force_targets=force_targets,
-        max_age=max_age,
-    )
+    with Interruption(engine) as interruption:
+        the_plan = _plan_unless_interrupted(options, (targets, downstream, since), engine, no_follow_bases)
+        run_options = _run_options(
+            the_plan,
+            jobs=jobs,
+            keep_going=keep_going,
+            build=BuildOptions(push, no_cache, pull),
+            retries=retries,
+            force=force,
+            force_targets=force_targets,
+            max_age=max_age,
+        )
+        view = _progress_view(progress, options)
+        result = run_build(
+            the_plan, engine, run_options, lint_mode=lint_mode, wait=wait, interruption=interruption, view=view
+        )
+        click.echo(summary_table(result))
+        _write_reports(the_plan, result, report_path, junit_path, summary_path)
+    _exit_unless_done(result, interruption.number)
+
+
+def _progress_view(progress: str, options: PipelineOptions) -> EventsView:
+    """The live table (--progress live, or auto on a terminal with console logs), else log lines."""
+    from buildflow.output.progress import Progress
+
     live = progress == "live" or (progress == "auto" and options.log_format == "console" and sys.stderr.isatty())
-    result, interrupted = run_build(
-        the_plan, engine, run_options, lint_mode=lint_mode, wait=wait, view=lambda: Progress(live=live)
-    )
-    click.echo(summary_table(result))
-    _write_reports(the_plan, result, report_path, junit_path, summary_path)
-    _exit_unless_done(result, interrupted)
+    return lambda: Progress(live=live)
+
+
+def _plan_unless_interrupted(
+    options: PipelineOptions,
+    selection: tuple[Sequence[str], Sequence[str], str | None],
+    engine: BuildxEngine,
+    no_follow_bases: bool,
+) -> Plan:
+    """The plan of the selection; a signal while it is made (base images are looked up) ends the command."""
+    from buildflow.run.session import RunInterrupted
+
+    try:
+        targets, downstream, since = selection
+        return load_plan(options, targets, downstream, since, None if no_follow_bases else lookup_engine(engine))
+    except RunInterrupted as stopped:
+        raise Interrupted(f"buildflow: interrupted by {stopped}; nothing was built", stopped.number) from None
 
 
 def _run_options(
@@ -209,11 +237,16 @@ def _write_reports(
 
 
 def _exit_unless_done(result: RunResult, interrupted: int) -> None:
-    """Raise the error of a run that a signal interrupted, or that did not build every target or tag the release."""
+    """Raise the error of a run that a signal interrupted, or that did not build every target or tag the release;
+    the message says what is true of the release."""
     if interrupted:
         import signal
 
         name = signal.Signals(interrupted).name
+        if result.released:
+            raise Interrupted(f"buildflow: interrupted by {name} after the release was complete", interrupted)
+        if result.release_error:
+            raise Interrupted(f"buildflow: interrupted by {name}; the release: {result.release_error}", interrupted)
         raise Interrupted(
             f"buildflow: interrupted by {name}; nothing was released; a re-run reuses what finished", interrupted
         )
@@ -222,5 +255,5 @@ def _exit_unless_done(result: RunResult, interrupted: int) -> None:
         raise RunFailed(
             f"buildflow: {failed} of {len(result.outcomes)} targets not built"
             if failed
-            else "buildflow: the release tags were not applied"
+            else f"buildflow: the release tags were not applied: {result.release_error}"
         )

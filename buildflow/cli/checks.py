@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 import click
 
 from buildflow.cli.loading import buildx, load_plan, lookup_engine
-from buildflow.cli.options import PipelineOptions, output_file, pipeline_options, selection_options
+from buildflow.cli.options import (
+    PipelineOptions,
+    check_report_paths,
+    output_file,
+    pipeline_options,
+    selection_options,
+)
 from buildflow.errors import RunFailed
 
 if TYPE_CHECKING:
@@ -85,6 +91,7 @@ def test_images(
     """
     from buildflow.run.testing import run_selected_tests
 
+    check_report_paths({"--report": report_path, "--junit": junit_path})
     engine = lookup_engine(buildx())
     the_plan = load_plan(options, (), downstream, since, engine)
     results, problems = run_selected_tests(the_plan, engine, targets, push=push, jobs=jobs)

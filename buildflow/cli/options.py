@@ -4,7 +4,7 @@ is built anyway, the report files to write; and the checks of their values."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -145,3 +145,30 @@ def max_age_seconds(plan: Plan, max_age: str | None) -> float | None:
     from buildflow.model import parse_age
 
     return parse_age(max_age) if max_age else plan.pipeline.rebuild.max_age_seconds
+
+
+def check_report_paths(paths: Mapping[str, Path | None]) -> None:
+    """Every report file asked for can be written (its directory made), before anything is built."""
+    for flag, path in paths.items():
+        problem = unwritable(path) if path is not None else ""
+        if problem:
+            raise UsageError(f"{flag} {path}: {problem}; choose a file that can be written")
+
+
+def unwritable(path: Path) -> str:
+    """Why a report cannot be written at `path` ('' when it can): checked by opening it to append, as late as
+    possible before the run and without changing a file that is there."""
+    if path.is_dir():
+        return "is a directory"
+    existed = path.exists()
+    if existed and not path.is_file():
+        return "is not a regular file"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a"):
+            pass
+    except OSError as error:
+        return f"cannot be written ({error.strerror or error})"
+    if not existed:
+        path.unlink(missing_ok=True)
+    return ""

@@ -1,5 +1,5 @@
 """A build session: the Dockerfiles linted first, one run at a time per pipeline and registry (the run lock), and
-the scheduler run with SIGINT and SIGTERM interrupting it cleanly."""
+the scheduler run; SIGINT and SIGTERM end it cleanly in every phase, the wait for the lock included."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from types import FrameType
+from typing import Any
 
 from buildflow import log
 from buildflow.caches import user_cache
@@ -15,23 +16,82 @@ from buildflow.errors import RunFailed
 from buildflow.plan.planner import Plan
 from buildflow.quality.lint import Finding, LintUnavailable, lint, requests_for
 from buildflow.run.dispatch import Scheduler
+from buildflow.run.failures import FailureKind
 from buildflow.run.lock import RunLock, lock_path
 from buildflow.run.naming import repository
-from buildflow.run.outcome import Events, RunOptions, RunResult
+from buildflow.run.outcome import Events, Outcome, RunOptions, RunResult, Status
 
 EventsView = Callable[[], AbstractContextManager[Events | None]]
 """Opens the sink of a run's events (the command line's progress view) for the time the scheduler runs."""
 
 
+class RunInterrupted(Exception):
+    """A signal came before the scheduler ran (loading, linting, waiting for the lock): nothing was started."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(signal.Signals(number).name)
+        self.number = number
+
+
+class Interruption:
+    """SIGINT and SIGTERM for the whole of a build command. Engine calls and registry requests under way end at
+    once; while the scheduler runs, it is interrupted (nothing new starts, the release is put back); before it,
+    the phase under way (loading, linting, waiting for the lock) stops with RunInterrupted."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.number = 0  # the first signal received, 0 if none
+        self.scheduler: Scheduler | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Interruption:
+        self._previous = {number: signal.signal(number, self._handle) for number in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        """Note the first signal, end what runs, and stop the run (raising RunInterrupted before the scheduler)."""
+        first = not self.number
+        self.number = self.number or number
+        self.engine.cancel()
+        if self.scheduler is not None:
+            self.scheduler.interrupt(signal.Signals(number).name)
+        elif first:
+            raise RunInterrupted(number)
+
+
 def run_build(
-    plan: Plan, engine: Engine, options: RunOptions, *, lint_mode: str, wait: bool, view: EventsView | None = None
-) -> tuple[RunResult, int]:
-    """Lint, take the run lock, run the plan: the result (lint findings included) and the interrupting signal (or 0)."""
-    findings = lint_before_build(plan, lint_mode)
-    with run_lock(plan, wait):
-        result, interrupted = _run(plan, engine, options, view or _no_view)
+    plan: Plan,
+    engine: Engine,
+    options: RunOptions,
+    *,
+    lint_mode: str,
+    wait: bool,
+    interruption: Interruption,
+    view: EventsView | None = None,
+) -> RunResult:
+    """Lint, take the run lock, run the plan: the result, lint findings included (interruption.number says whether
+    a signal stopped it)."""
+    try:
+        findings = lint_before_build(plan, lint_mode)
+        with run_lock(plan, wait):
+            result = _run(plan, engine, options, view or _no_view, interruption)
+    except RunInterrupted as stopped:
+        return not_started(plan, stopped.number)
     result.lint = tuple(findings)
-    return result, interrupted
+    return result
+
+
+def not_started(plan: Plan, number: int) -> RunResult:
+    """The result of a run that a signal stopped before anything started: every target INTERRUPTED."""
+    reason = f"not started: interrupted ({signal.Signals(number).name})"
+    outcomes = {step.target.id: Outcome(step.target) for step in plan.steps}
+    for outcome in outcomes.values():
+        outcome.end(Status.INTERRUPTED, FailureKind.INTERRUPTED, reason)
+    return RunResult(outcomes, 0.0)
 
 
 def lint_before_build(plan: Plan, mode: str) -> list[Finding]:
@@ -62,24 +122,14 @@ def _no_view() -> AbstractContextManager[Events | None]:
     return nullcontext()
 
 
-def _run(plan: Plan, engine: Engine, options: RunOptions, view: EventsView) -> tuple[RunResult, int]:
-    """Run the scheduler, its events sent to the view, SIGINT and SIGTERM interrupting it: the result and the signal."""
-    received: list[int] = []
+def _run(plan: Plan, engine: Engine, options: RunOptions, view: EventsView, interruption: Interruption) -> RunResult:
+    """Run the scheduler, its events sent to the view; a signal meanwhile interrupts it."""
     with view() as events:
         scheduler = Scheduler(plan, engine, options, events=events)
-
-        def interrupt(number: int, frame: FrameType | None) -> None:
-            """Note the signal and stop the run cleanly."""
-            received.append(number)
-            scheduler.interrupt(signal.Signals(number).name)
-
-        previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            result = scheduler.run()
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
-    return result, received[0] if received else 0
+        interruption.scheduler = scheduler  # from now on a signal interrupts the scheduler, even once it is done
+        if interruption.number:  # a signal came just before: the run starts interrupted and does nothing
+            scheduler.interrupt(signal.Signals(interruption.number).name)
+        return scheduler.run()
 
 
 def run_lock(plan: Plan, wait: bool) -> RunLock:
