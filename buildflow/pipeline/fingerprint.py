@@ -62,7 +62,7 @@ def _entries(root: Path, prefix: str, rules: dockerignore.IgnoreRules) -> Iterat
         ignored = rules.ignores(relative)
         mode = entry.stat(follow_symlinks=False).st_mode
         if stat.S_ISDIR(mode):
-            if ignored and not rules.has_exclusions:
+            if ignored and not rules.reaches_below(relative):
                 continue
             if not ignored:
                 yield f"d {relative}\n"

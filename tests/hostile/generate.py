@@ -203,6 +203,38 @@ def depends_on_everything(directory: Path) -> str:
     return _write(directory, "buildflow.json", json.dumps({"version": 1, "targets": targets}), dockerfile=True)
 
 
+def big_dockerignore(directory: Path) -> str:
+    """A valid pipeline whose context holds 2,000 files and a .dockerignore of 10,001 patterns (a benchmark)."""
+    context = directory / "ctx"
+    for index in range(2_000):
+        (context / _big_file(index)).parent.mkdir(parents=True, exist_ok=True)
+        (context / _big_file(index)).write_text(f"{index}\n")
+    (context / "Dockerfile").write_text(_DOCKERFILE)
+    (context / ".dockerignore").write_text("\n".join(_big_patterns(random.Random(20260103))) + "\n")
+    return _write(directory, "buildflow.yaml", "version: 1\ntargets:\n  base: {context: ctx}\n")
+
+
+_BIG_FOLDERS = ("src/app", "src/lib", "src/tests", "build/out", "docs/guide", "vendor/pkg", "data", "tools/ci")
+_BIG_SUFFIXES = ("py", "txt", "log", "md", "json", "tmp")
+
+
+def _big_file(index: int) -> str:
+    """The path of the index-th file of the big context, three or four directories deep."""
+    folder = _BIG_FOLDERS[index % len(_BIG_FOLDERS)]
+    return f"{folder}/m{index % 7}/f{index}.{_BIG_SUFFIXES[index % len(_BIG_SUFFIXES)]}"
+
+
+def _big_patterns(rng: random.Random) -> list[str]:
+    """10,001 patterns: written-out paths (one in twenty present), globs, and '!' exceptions among them."""
+    globs = ["**/*.log", "build/*", "*.tmp", "**/*.tmp", "docs/**/*.md", "src/*/m?/f1*.json", "vendor/**", "[a-c]*"]
+    exceptions = ["!build/out/m3", "!**/f7*.log", "!vendor/pkg/m1/f5.py", "!docs/guide/m2/*.md", "!src/app/m0"]
+    patterns = [_big_file(rng.randrange(40_000)) for _ in range(9_960)]
+    for pattern in globs * 3 + exceptions * 3:
+        patterns.insert(rng.randrange(len(patterns)), pattern)
+    patterns += ["tools/**/*.txt", "!tools/ci/m2"]
+    return patterns[:10_001]
+
+
 GENERATED: dict[str, Callable[[Path], str]] = {
     "huge-20mb": huge_file,
     "targets-100k-json": many_targets(100_000, "json"),
