@@ -2,11 +2,52 @@
 
 from __future__ import annotations
 
+import html
+import json
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}  # the numbers of the logging module
 _state: dict[str, Any] = {"level": _LEVELS["info"], "format": "console", "logger": None}
+MASK = "****"
+SHORTEST_SECRET = 4  # shorter values are not masked: they would hide too much that is not secret
+_secrets: list[str] = []  # longest first, so that a secret containing another is masked whole
+
+
+def hide(values: Iterable[str]) -> None:
+    """Mask these secret values (and their JSON- and XML-escaped forms, and each line of them) in every log line
+    and in whatever masked() is given: reports, summaries, the console."""
+    found = set(_secrets)
+    for value in values:
+        for part in {value, *value.splitlines()}:
+            if len(part.strip()) >= SHORTEST_SECRET:
+                found |= {part, json.dumps(part)[1:-1], html.escape(part, quote=True)}
+    _secrets[:] = sorted(found, key=len, reverse=True)
+
+
+def masked(text: str) -> str:
+    """Text with every secret value replaced by ****."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def _masked_fields(logger: object, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A structlog processor: every text in an event masked, before it is rendered."""
+    return {key: _masked_value(value) for key, value in fields.items()} if _secrets else fields
+
+
+def _masked_value(value: Any) -> Any:
+    """A field's value with secrets masked, in texts, lists and mappings."""
+    if isinstance(value, str):
+        return masked(value)
+    if isinstance(value, list | tuple):
+        return [_masked_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _masked_value(item) for key, item in value.items()}
+    return value
 
 
 def configure(*, level: str = "info", log_format: str = "console") -> None:
@@ -39,6 +80,7 @@ def _logger() -> Any:
             processors=[
                 structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
+                _masked_fields,
                 renderer,
             ],
             wrapper_class=structlog.make_filtering_bound_logger(_state["level"]),

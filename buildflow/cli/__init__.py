@@ -12,7 +12,7 @@ from typing import NoReturn
 
 import click
 
-from buildflow import __version__
+from buildflow import __version__, log
 from buildflow.cli import build, checks, inspect
 from buildflow.cli.loading import state
 from buildflow.errors import EXIT_INTERNAL, EXIT_INVALID, BuildflowError
@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         _report(error)
         sys.exit(error.exit_code)
     except Exception as error:
-        click.echo(f"buildflow: internal error: {type(error).__name__}: {error}", err=True)
+        click.echo(log.masked(f"buildflow: internal error: {type(error).__name__}: {error}"), err=True)
         if state["debug"]:
             _print_traceback()
         else:
@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 def _report(error: BuildflowError) -> None:
     """Print a user error: one line per problem, a traceback only with --debug."""
     for line in error.lines():
-        click.echo(line, err=True)
+        click.echo(log.masked(line), err=True)
     if state["debug"]:
         _print_traceback()
 

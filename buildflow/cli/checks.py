@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from buildflow import log
 from buildflow.cli.loading import buildx, load_plan, lookup_engine
 from buildflow.cli.options import (
     PipelineOptions,
@@ -114,7 +115,7 @@ def _show_tests(results: Mapping[str, Sequence[TestResult]], problems: Mapping[s
     ]
     rows += [(target_id, "-", "-", "NOT RUN", "-", problem) for target_id, problem in problems.items()]
     header = ("TARGET", "TEST", "DECLARED BY", "RESULT", "TIME", "DETAIL")
-    click.echo("\n".join(aligned(header, rows)) if rows else "no tests")
+    click.echo(log.masked("\n".join(aligned(header, rows))) if rows else "no tests")
 
 
 def _write_test_reports(

@@ -44,6 +44,9 @@ def load(options: PipelineOptions, engine: Registry | None = None, file: Path | 
             display=str(file or options.file),
             resolve_bases=resolver,
         )
+    from buildflow.run.secrets import secret_values
+
+    log.hide(secret_values(pipeline))  # before any line could show them: build output, errors, reports
     log.event("debug", "pipeline.loaded", file=str(options.file), targets=len(pipeline.targets))
     return pipeline
 
@@ -99,7 +102,12 @@ def buildx(timeout: int = 1800) -> BuildxEngine:
     """The buildx engine (nothing is started until it is used)."""
     from buildflow.engine.buildx import BuildxEngine
 
-    return BuildxEngine(timeout=timeout, on_output=_builder_output)
+    return BuildxEngine(timeout=timeout, on_output=_builder_output, on_request_retry=_request_retried)
+
+
+def _request_retried(host: str, error: str, wait: float) -> None:
+    """One registry request tried again after a failure that can pass (before its call's own retries)."""
+    log.event("debug", "registry.retrying", registry=host, error=error, wait=round(wait, 1))
 
 
 def _builder_output(target: str, line: str) -> None:

@@ -26,7 +26,7 @@ from buildflow.engine.base import (
     TestRun,
 )
 from buildflow.engine.layout import SavedImage, read_saved
-from buildflow.engine.registry import DOCKER_HUB, RegistryClient
+from buildflow.engine.registry import DOCKER_HUB, RegistryClient, RequestRetry
 from buildflow.errors import EngineUnavailable
 from buildflow.model import Secret
 from buildflow.references import parse
@@ -73,9 +73,15 @@ class BuildxEngine:
     """Builds with `docker buildx build` and pushes with `docker push`; looks images up and copies tags in
     registries through a RegistryClient."""
 
-    def __init__(self, *, timeout: int = DEFAULT_TIMEOUT, on_output: Callable[[str, str], None] | None = None):
+    def __init__(
+        self,
+        *,
+        timeout: int = DEFAULT_TIMEOUT,
+        on_output: Callable[[str, str], None] | None = None,
+        on_request_retry: RequestRetry | None = None,
+    ):
         self.timeout = timeout
-        self.registry = RegistryClient()
+        self.registry = RegistryClient(on_retry=on_request_retry)
         self.on_output = on_output or (lambda target, line: None)
         self.checked = False
 

@@ -45,17 +45,24 @@ _IMAGE_MANIFESTS = (
 Body = bytes | Callable[[], IO[bytes]] | None  # bytes, or a way to open the body again for each try
 Answer = tuple[int, Message, bytes]
 Result = TypeVar("Result")
+RequestRetry = Callable[[str, str, float], None]  # (host, error, seconds to wait): a request is tried again
 
 
 class RegistryClient:
     """Manifest HEAD/GET/PUT, blob uploads and mounts against the registries of the references it is given."""
 
     def __init__(
-        self, *, timeout: float = DEADLINE, docker_config: Path | None = None, attempts: int = REQUEST_ATTEMPTS
+        self,
+        *,
+        timeout: float = DEADLINE,
+        docker_config: Path | None = None,
+        attempts: int = REQUEST_ATTEMPTS,
+        on_retry: RequestRetry | None = None,
     ) -> None:
         self.transport = Transport(deadline=timeout)
         self.credentials = Credentials(self.transport, docker_config)
         self.attempts = attempts
+        self.on_retry = on_retry or (lambda host, error, wait: None)
 
     def interrupt(self) -> None:
         """End every request under way at once (from a signal handler); later requests are sent as usual."""
@@ -298,8 +305,9 @@ class RegistryClient:
             except EngineError as error:
                 if not error.transient or attempt == attempts:
                     raise
-                pause = _PAUSES[min(attempt, len(_PAUSES)) - 1]
-                self.transport.pause(min(max(pause, error.retry_after or 0.0), _LONGEST_PAUSE))
+                wait = min(max(_PAUSES[min(attempt, len(_PAUSES)) - 1], error.retry_after or 0.0), _LONGEST_PAUSE)
+                self.on_retry(str(error).rpartition(" from ")[2] or "registry", str(error), wait)
+                self.transport.pause(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(self, method: str, url: str, headers: Mapping[str, str], body: Body, ref: Reference) -> Answer:

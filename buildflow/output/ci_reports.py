@@ -11,6 +11,7 @@ from pathlib import Path
 
 from junitparser import Attr, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
+from buildflow import log
 from buildflow.output.render import graph_mermaid
 from buildflow.output.report import WASTE_HEADING, short_digest, size_cell, totals, waste_lines
 from buildflow.plan.planner import Plan
@@ -132,7 +133,7 @@ def _bytes(document: JUnitXml) -> bytes:
     """A JUnit document as UTF-8 bytes with an XML declaration."""
     buffer = io.BytesIO()
     document.write(buffer)
-    return buffer.getvalue()
+    return log.masked(buffer.getvalue().decode()).encode()
 
 
 def write_junit(path: Path, plan: Plan, result: RunResult) -> None:
@@ -189,7 +190,7 @@ def summary_markdown(plan: Plan, result: RunResult) -> str:
     if result.release_error:
         lines += ["", f"**Release tags not applied:** {_cell(result.release_error)}"]
     lines += ["", "```mermaid", graph_mermaid(plan), "```"]
-    return "\n".join(lines) + "\n"
+    return log.masked("\n".join(lines) + "\n")
 
 
 def write_summary(path: Path, plan: Plan, result: RunResult) -> None:

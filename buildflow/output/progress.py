@@ -31,10 +31,10 @@ _COLOURS = {
 
 
 def escape(text: str) -> str:
-    """Text that rich shows as it is (target ids contain [brackets], which rich reads as markup)."""
+    """Text that rich shows as it is (target ids contain [brackets], which rich reads as markup), secrets masked."""
     from rich.markup import escape as rich_escape
 
-    return rich_escape(text)
+    return rich_escape(log.masked(text))
 
 
 def event_fields(name: str, outcome: Outcome, extra: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from buildflow import log
 from buildflow.output.render import aligned
 from buildflow.plan.planner import Plan
 from buildflow.quality.summary import SizeSummary
@@ -94,7 +95,7 @@ def summary_table(result: RunResult) -> str:
         lines.append(f"Release tags not applied: {result.release_error}")
     elif not result.released and not result.ok:
         lines.append("Release tags not applied: nothing is released unless every selected target is built.")
-    return "\n".join(lines)
+    return log.masked("\n".join(lines))
 
 
 def report_document(plan: Plan, result: RunResult) -> dict[str, Any]:
@@ -159,7 +160,7 @@ def _iso(timestamp: float) -> str | None:
 def write_report(path: Path, plan: Plan, result: RunResult) -> None:
     """Write the JSON report (parents created as needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report_document(plan, result), indent=2) + "\n")
+    path.write_text(log.masked(json.dumps(report_document(plan, result), indent=2)) + "\n")
 
 
 def image_tests_document(
@@ -178,4 +179,4 @@ def write_image_tests_report(
 ) -> None:
     """Write the JSON report of `buildflow test` (parents created as needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(image_tests_document(plan, results, problems), indent=2) + "\n")
+    path.write_text(log.masked(json.dumps(image_tests_document(plan, results, problems), indent=2)) + "\n")
