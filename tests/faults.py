@@ -39,6 +39,8 @@ class Faults:
     seed: int = 0
     slow_seconds: float = 2.0
     stall_seconds: float = 40.0
+    drip_seconds: float = 10.0  # "drip": the answer's first bytes, then one byte every drip_seconds
+    only: str = ""  # when set, only requests whose "METHOD path" contains it meet faults; the others pass
     seen: int = 0
     failed: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
@@ -49,8 +51,10 @@ class Faults:
     def __post_init__(self) -> None:
         self.random = Random(self.seed)
 
-    def next_fault(self) -> str:
+    def next_fault(self, request: str = "") -> str:
         """Count a request; the kind of fault it meets ('' for none)."""
+        if self.only and self.only not in request:
+            return ""
         with self.lock:
             self.seen += 1
             if self.seen <= self.first:
@@ -94,7 +98,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _handle(self) -> None:
         faults = self.server.faults
         body = self._body()
-        kind = faults.next_fault()
+        kind = faults.next_fault(f"{self.command} {self.path}")
+        if kind == "drip":
+            self._drip(faults)
+            return
         if kind == "slow":
             time.sleep(faults.slow_seconds)
         elif kind == "stall":
@@ -122,6 +129,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
         upstream.close()
+
+    def _drip(self, faults: Faults) -> None:
+        """Answer a byte at a time, one every drip_seconds, until the client gives up (or five minutes pass)."""
+        answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + b" " * 1000
+        deadline = time.monotonic() + 300
+        try:
+            for byte in answer:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(faults.drip_seconds)
+        except OSError:
+            pass
+        self.close_connection = True
 
     def _body(self) -> bytes | None:
         """The request body, whether sent with a length or in chunks."""

@@ -77,6 +77,7 @@ for _command in (
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run the CLI and exit with a documented code."""
+    state["debug"] = "--debug" in (sys.argv[1:] if argv is None else argv)  # until the options are read
     try:
         cli.main(args=argv, prog_name="buildflow", standalone_mode=False)
     except click.exceptions.Exit as done:

@@ -84,8 +84,7 @@ class Transport:
         except urllib.error.HTTPError as error:
             answer = (error.code, error.headers, error.read())
         except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-            self._end(call)
-            raise self._failure(call, error) from None
+            raise self._failed(call, error) from None
         self._end(call)
         if call.cut:
             raise self._failure(call, None)
@@ -101,8 +100,7 @@ class Transport:
         except urllib.error.HTTPError as error:
             response = error  # type: ignore[assignment]  # an HTTPError is a response with a status and a body
         except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-            self._end(call)
-            raise self._failure(call, error) from None
+            raise self._failed(call, error) from None
         return Stream(response, call, self)
 
     def interrupt(self) -> None:
@@ -159,6 +157,13 @@ class Transport:
                 late = [call for call in self._calls if call.ends <= now]
             for call in late:
                 call.cut_short("deadline")
+
+    def _failed(self, call: _Call, error: BaseException) -> EngineError:
+        """End a request that failed; its socket's own timeout counts as its deadline passing."""
+        if isinstance(getattr(error, "reason", error), TimeoutError):
+            call.cut_short("deadline")
+        self._end(call)
+        return self._failure(call, error)
 
     def _failure(self, call: _Call, error: BaseException | None) -> EngineError:
         """The error of a request that failed: cut short, or its connection's error."""

@@ -161,3 +161,43 @@ def test_real_entry_points(good: Path, entry: list[str]) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "3 images of 3 targets" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [
+        ("/proc/buildflow-report.json", "cannot be written"),
+        ("/dev/full", "is not a regular file"),
+    ],
+)
+def test_a_report_that_cannot_be_written_is_refused_before_anything_builds(
+    capsys: pytest.CaptureFixture[str], good: Path, where: str, problem: str
+) -> None:
+    code, out, err = run(capsys, "build", "-f", str(good), "--registry", "localhost:9/none", "--report", where)
+    assert code == 2 and out == ""
+    assert err.startswith(f"--report {where}: {problem}") and err.endswith("; choose a file that can be written\n")
+    assert len(err.splitlines()) == 1
+
+
+def test_a_report_that_is_a_directory_is_refused(capsys: pytest.CaptureFixture[str], good: Path) -> None:
+    code, _, err = run(capsys, "build", "-f", str(good), "--report", str(good.parent))
+    assert code == 2 and "is a directory" in err
+
+
+def test_a_report_in_a_new_directory_is_accepted_and_nothing_is_left_behind(tmp_path: Path) -> None:
+    from buildflow.cli.options import unwritable
+
+    report = tmp_path / "new" / "dir" / "report.json"
+    assert unwritable(report) == "" and not report.exists() and report.parent.is_dir()
+
+
+@pytest.mark.parametrize("value", ["é", "ß", "x²"])
+def test_a_tag_that_is_not_ascii_after_variables_is_refused_by_validate(
+    capsys: pytest.CaptureFixture[str], good: Path, value: str
+) -> None:
+    text = good.read_text().replace('tags: ["base:1"]', 'tags: ["base:{release}"]')
+    good.write_text("vars: {release: '1'}\n" + text)
+    code, _, err = run(capsys, "validate", "-f", str(good), "--var", f"release={value}")
+    assert code == 2
+    assert f"targets.base.tags[0]: 'localhost:5000/demo/base:{value}'" in err or f"'base:{value}'" in err
+    assert "all ASCII" in err and len(err.splitlines()) == 1

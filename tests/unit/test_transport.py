@@ -1,0 +1,103 @@
+"""Registry requests under deadlines: a trickling or silent server ends a request in bounded time, an interruption
+ends it at once, and a host that keeps running out of time is given up on."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from buildflow.engine.base import EngineError
+from buildflow.engine.registry import RegistryClient
+from buildflow.engine.transport import UNANSWERED_IN_A_ROW, Transport
+
+
+@contextmanager
+def server(behaviour: str) -> Iterator[str]:
+    """A loopback server that drips its answer a byte a second ('drip'), or never answers ('silent'); its host."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(connection: socket.socket) -> None:
+        with connection:
+            connection.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" if behaviour == "drip" else b"":
+                if stop.wait(1):
+                    return
+                connection.sendall(bytes([byte]))
+            stop.wait(60)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+
+
+@pytest.mark.parametrize("behaviour", ["drip", "silent"])
+def test_an_answer_that_never_completes_ends_at_the_deadline(behaviour: str) -> None:
+    with server(behaviour) as host, pytest.raises(EngineError) as caught:
+        Transport(deadline=1.5).send("GET", f"http://{host}/v2/", {})
+    assert str(caught.value) == f"{host}: no complete answer within 2 s" and caught.value.transient
+
+
+def test_an_interruption_ends_a_request_under_way_at_once() -> None:
+    transport = Transport(deadline=60)
+    errors: list[EngineError] = []
+
+    def request() -> None:
+        try:
+            transport.send("GET", f"http://{host}/v2/", {})
+        except EngineError as error:
+            errors.append(error)
+
+    with server("silent") as host:
+        thread = threading.Thread(target=request)
+        thread.start()
+        time.sleep(0.5)
+        transport.interrupt()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert [str(error) for error in errors] == [f"{host}: cancelled: the run was interrupted"]
+    assert not errors[0].transient
+
+
+def test_a_pause_between_tries_ends_when_the_run_is_interrupted() -> None:
+    transport = Transport()
+    threading.Timer(0.2, transport.interrupt).start()
+    with pytest.raises(EngineError, match="interrupted"):
+        transport.pause(60)
+
+
+def test_a_host_that_keeps_running_out_of_time_is_given_up_on() -> None:
+    client = RegistryClient(timeout=0.5, attempts=1)
+    with server("silent") as host:
+        for _ in range(UNANSWERED_IN_A_ROW):
+            with pytest.raises(EngineError, match="no complete answer"):
+                client.digest(f"{host}/a/b:1")
+        with pytest.raises(EngineError) as caught:
+            client.digest(f"{host}/a/b:1")
+    assert str(caught.value).startswith(f"{host} does not answer: {UNANSWERED_IN_A_ROW} requests in a row")
+    assert not caught.value.transient  # the run ends instead of trying it again
+
+
+def test_a_request_that_can_pass_is_tried_again_on_its_own() -> None:
+    retried: list[tuple[str, float]] = []
+    client = RegistryClient(timeout=0.5, attempts=3, on_retry=lambda host, error, wait: retried.append((error, wait)))
+    with server("silent") as host, pytest.raises(EngineError):
+        client.digest(f"{host}/a/b:1")
+    assert [wait for _, wait in retried] == [0.2, 0.5]
+    assert all("no complete answer" in error for error, _ in retried)
