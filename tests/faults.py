@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import math
+import re
 import socket
 import threading
 import time
@@ -40,7 +41,7 @@ class Faults:
     slow_seconds: float = 2.0
     stall_seconds: float = 40.0
     drip_seconds: float = 10.0  # "drip": the answer's first bytes, then one byte every drip_seconds
-    only: str = ""  # when set, only requests whose "METHOD path" contains it meet faults; the others pass
+    only: str = ""  # a regular expression: when set, only requests whose "METHOD path" it finds meet faults
     seen: int = 0
     failed: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
@@ -53,7 +54,7 @@ class Faults:
 
     def next_fault(self, request: str = "") -> str:
         """Count a request; the kind of fault it meets ('' for none)."""
-        if self.only and self.only not in request:
+        if self.only and not re.search(self.only, request):
             return ""
         with self.lock:
             self.seen += 1

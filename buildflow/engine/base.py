@@ -27,11 +27,13 @@ class EngineError(Exception):
         transient: bool,
         retry_after: float | None = None,
         log_tail: tuple[str, ...] = (),
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.transient = transient
         self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After), if it did
         self.log_tail = log_tail  # the last lines the failed call printed, when it printed any
+        self.status = status  # the HTTP status a registry answered with: the request was refused, not lost
 
 
 @dataclass(frozen=True)

@@ -330,4 +330,6 @@ class RegistryClient:
             )
         transient = status >= 500 or status == 429
         seconds = retry_after(wait) if transient else None
-        return EngineError(f"{request}: {status} from {ref.host}", transient=transient, retry_after=seconds)
+        return EngineError(
+            f"{request}: {status} from {ref.host}", transient=transient, retry_after=seconds, status=status
+        )

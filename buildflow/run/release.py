@@ -88,20 +88,25 @@ def _move(batch: list[TagMove], registry: Engine) -> list[TagMove]:
         registry.tag(batch[0].source, [move.tag for move in batch])
     except EngineError as error:
         for move in batch:
-            move.state, move.error = _where_it_is(move, registry), str(error)
+            move.state, move.error = _where_it_is(move, error, registry), str(error)
         return batch
     for move in batch:
         move.state = TagState.MOVED
     return []
 
 
-def _where_it_is(move: TagMove, registry: Engine) -> TagState:
-    """After a failed copy call, which may have moved some of its tags: FAILED if this one still has its old
-    digest, else MOVED (to be put back; also when it cannot be read, as putting back an unmoved tag is harmless)."""
+def _where_it_is(move: TagMove, error: EngineError, registry: Engine) -> TagState:
+    """After a failed copy call, which may have moved some of its tags: MOVED (to be put back) unless this tag
+    still has its old digest and the registry answered the call with a refusal. A request that was cut short or
+    lost may still land later, so a tag that existed is put back anyway (putting back an unmoved tag changes
+    nothing)."""
     try:
-        return TagState.FAILED if registry.manifest_digest(move.tag) == move.before else TagState.MOVED
+        unchanged = registry.manifest_digest(move.tag) == move.before
     except EngineError:
         return TagState.MOVED
+    if unchanged and (error.status is not None or move.before is None):
+        return TagState.FAILED
+    return TagState.MOVED
 
 
 def _put_back(moved: list[TagMove], registry: Engine) -> None:

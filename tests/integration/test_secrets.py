@@ -357,3 +357,19 @@ def test_the_search_finds_a_value_in_every_form_and_place() -> None:
     assert leaks([value], files) == ["etc/plain: value 1 (as is)", "etc/encoded: value 1 (base64+1)"]
     assert leaks([value], {"stored": layer.getvalue()}) == []  # compressed: found only once unpacked
     assert leaks([uuid.uuid4().hex], files) == []
+
+
+def test_a_secret_the_build_prints_is_masked_in_every_output(tmp_path: Path) -> None:
+    """A RUN that prints a secret: BuildKit shows it, buildflow masks it in --debug logs and every report."""
+    token = uuid.uuid4().hex
+    printing = BASE + f"RUN --mount=type=secret,id=tok echo {uuid.uuid4().hex} && cat /run/secrets/tok && echo\n"
+    targets = 'printing: {context: printing, tags: ["printing:1"], secrets: {tok: {env: BF_TEST_TOKEN}}}\n'
+    project = make_project(tmp_path, targets, {"printing": printing})
+    result = project.build(
+        "--debug", "--log-format", "json", "--junit", "J.xml", "--summary", "S.md", env={"BF_TEST_TOKEN": token}
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    printed = [json.loads(line) for line in result.stderr.splitlines() if '"build.output"' in line]
+    assert any(event["line"].endswith("****") for event in printed)  # BuildKit printed it; the log masked it
+    outputs = {name: (project.root / name).read_bytes() for name in OUTPUTS}
+    assert leaks([token], {"stdout": result.stdout.encode(), "stderr": result.stderr.encode(), **outputs}) == []

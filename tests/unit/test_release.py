@@ -32,7 +32,7 @@ class Tags(FakeEngine):
     def tag(self, source: str, references: Sequence[str]) -> None:
         for reference in references:
             if reference in self.refuse:
-                raise EngineError(f"PUT {reference}: 503 from localhost:5000", transient=True)
+                raise EngineError(f"PUT {reference}: 503 from localhost:5000", transient=True, status=503)
             self.registry[reference] = source.rpartition("@")[2]
             self.moves.append((reference, source.rpartition("@")[2]))
 
