@@ -230,15 +230,15 @@ class RegistryClient:
         raise self._http_error(status, wait, ref, f"GET {where}")
 
     def _upload_blob(self, ref: Reference, digest: str, size: int, body: Callable[[], IO[bytes]]) -> None:
-        """Upload one blob (monolithic POST then PUT) unless the repository has it; the three steps are tried
-        again together, since an upload session does not outlive a failure."""
+        """Upload one blob (monolithic POST then PUT) unless the repository has it. Each request is tried again on
+        its own; a failed PUT starts a new upload, since an upload session does not outlive a failure."""
         self._tried(lambda: self._upload_once(ref, digest, size, body))
 
     def _upload_once(self, ref: Reference, digest: str, size: int, body: Callable[[], IO[bytes]]) -> None:
-        """One try of a blob upload."""
-        if self._request("HEAD", ref, f"blobs/{digest}", {}, attempts=1)[0] == 200:
+        """One upload: nothing when the blob is there (perhaps from a PUT whose answer was lost), else POST, PUT."""
+        if self._request("HEAD", ref, f"blobs/{digest}", {})[0] == 200:
             return
-        _, headers, _ = self._request("POST", ref, "blobs/uploads/", {"Content-Length": "0"}, b"", attempts=1)
+        _, headers, _ = self._request("POST", ref, "blobs/uploads/", {"Content-Length": "0"}, b"")
         location = headers.get("Location", "")
         if not location:
             raise EngineError(f"{ref.host} gave no upload location for {ref.remote}", transient=True)
