@@ -13,6 +13,7 @@ import click
 from buildflow.cli.loading import buildx, load_plan, lookup_engine
 from buildflow.cli.options import (
     PipelineOptions,
+    check_age,
     check_report_paths,
     max_age_seconds,
     output_file,
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from buildflow.plan.planner import Plan
     from buildflow.run.naming import BuildOptions
     from buildflow.run.outcome import RunOptions, RunResult
-    from buildflow.run.session import EventsView
+    from buildflow.run.session import EventsView, Interruption
 
 
 @click.command(short_help="Build the selection in dependency order, push it, then tag the release.")
@@ -58,6 +59,12 @@ if TYPE_CHECKING:
     type=click.IntRange(1, 20),
     metavar="N",
     help="Tries per engine or registry call for transient errors (default: the pipeline's, 3).",
+)
+@click.option(
+    "--run-timeout",
+    metavar="AGE",
+    callback=check_age,
+    help="Stop the whole run after AGE (90m, 2h): nothing new starts, the release is put back, exit code 1.",
 )
 @click.option(
     "--timeout",
@@ -115,6 +122,7 @@ def build(
     pull: bool,
     retries: int | None,
     timeout: int,
+    run_timeout: str | None,
     report_path: Path | None,
     junit_path: Path | None,
     summary_path: Path | None,
@@ -141,7 +149,7 @@ def build(
 
     check_report_paths({"--report": report_path, "--junit": junit_path, "--summary": summary_path})
     engine = buildx(timeout)
-    with Interruption(engine) as interruption:
+    with Interruption(engine, run_timeout=run_timeout or "") as interruption:
         the_plan = _plan_unless_interrupted(options, (targets, downstream, since), engine, no_follow_bases)
         run_options = _run_options(
             the_plan,
@@ -159,7 +167,7 @@ def build(
         )
         click.echo(summary_table(result))
         _write_reports(the_plan, result, report_path, junit_path, summary_path)
-    _exit_unless_done(result, interruption.number)
+    _exit_unless_done(result, interruption)
 
 
 def _progress_view(progress: str, options: PipelineOptions) -> EventsView:
@@ -236,20 +244,20 @@ def _write_reports(
     append_github_step_summary(plan, result)
 
 
-def _exit_unless_done(result: RunResult, interrupted: int) -> None:
-    """Raise the error of a run that a signal interrupted, or that did not build every target or tag the release;
-    the message says what is true of the release."""
-    if interrupted:
-        import signal
-
-        name = signal.Signals(interrupted).name
+def _exit_unless_done(result: RunResult, interruption: Interruption) -> None:
+    """Raise the error of a run that a signal or --run-timeout ended, or that did not build every target or tag the
+    release; the message says what is true of the release."""
+    if interruption.number:
+        reason = interruption.reason
         if result.released:
-            raise Interrupted(f"buildflow: interrupted by {name} after the release was complete", interrupted)
-        if result.release_error:
-            raise Interrupted(f"buildflow: interrupted by {name}; the release: {result.release_error}", interrupted)
-        raise Interrupted(
-            f"buildflow: interrupted by {name}; nothing was released; a re-run reuses what finished", interrupted
-        )
+            message = f"buildflow: interrupted by {reason} after the release was complete"
+        elif result.release_error:
+            message = f"buildflow: interrupted by {reason}; the release: {result.release_error}"
+        else:
+            message = f"buildflow: interrupted by {reason}; nothing was released; a re-run reuses what finished"
+        if interruption.timed_out:
+            raise RunFailed(message.replace("interrupted by --run-timeout", "stopped by --run-timeout", 1))
+        raise Interrupted(message, interruption.number)
     if not result.ok:
         failed = sum(1 for outcome in result.outcomes.values() if not outcome.succeeded)
         raise RunFailed(

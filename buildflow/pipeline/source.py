@@ -193,6 +193,9 @@ _YAML_HINTS = (
 )
 
 
+_LONGEST_YAML_KEY = 1024  # characters of a plain (implicit) key, as the YAML 1.1 spec and PyYAML allow
+
+
 def _yaml_hint(error: Any, text: str) -> str:
     """What to do about a YAML syntax error, from its message and the text it points at."""
     problem = str(error.problem or "")
@@ -200,6 +203,8 @@ def _yaml_hint(error: Any, text: str) -> str:
     at = text[mark.index : mark.index + 40] if mark is not None and 0 <= mark.index < len(text) else ""
     if problem == "found character that cannot start any token" and at:
         return "; indent with spaces, not tabs" if at[0] == "\t" else f"; quote the value that starts with {at[0]!r}"
+    if problem.startswith("mapping values are not allowed") and mark is not None and mark.column > _LONGEST_YAML_KEY:
+        return f"; a key of {mark.column:,} characters: YAML reads at most {_LONGEST_YAML_KEY} as a key, so shorten it"
     if problem == "found undefined alias" and at.startswith("*"):
         name = re.split(r"[\s,\]}]", at[1:], maxsplit=1)[0]
         return f" '*{name}'; define it first with '&{name}'"

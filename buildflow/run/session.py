@@ -13,6 +13,7 @@ from buildflow import log
 from buildflow.caches import user_cache
 from buildflow.engine.base import Engine
 from buildflow.errors import RunFailed
+from buildflow.model import parse_age
 from buildflow.plan.planner import Plan
 from buildflow.quality.lint import Finding, LintUnavailable, lint, requests_for
 from buildflow.run.dispatch import Scheduler
@@ -28,9 +29,9 @@ EventsView = Callable[[], AbstractContextManager[Events | None]]
 class RunInterrupted(Exception):
     """A signal came before the scheduler ran (loading, linting, waiting for the lock): nothing was started."""
 
-    def __init__(self, number: int) -> None:
-        super().__init__(signal.Signals(number).name)
-        self.number = number
+    def __init__(self, number: int, reason: str) -> None:
+        super().__init__(reason)
+        self.number, self.reason = number, reason
 
 
 class Interruption:
@@ -38,17 +39,34 @@ class Interruption:
     once; while the scheduler runs, it is interrupted (nothing new starts, the release is put back); before it,
     the phase under way (loading, linting, waiting for the lock) stops with RunInterrupted."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, run_timeout: str = "") -> None:
         self.engine = engine
+        self.run_timeout = run_timeout  # --run-timeout as written (7d, 90m): SIGALRM then ends the run likewise
         self.number = 0  # the first signal received, 0 if none
         self.scheduler: Scheduler | None = None
         self._previous: dict[int, Any] = {}
 
+    @property
+    def timed_out(self) -> bool:
+        """True when the run was ended by --run-timeout rather than by a signal from outside."""
+        return self.number == signal.SIGALRM
+
+    @property
+    def reason(self) -> str:
+        """What ended the run: SIGINT, SIGTERM or --run-timeout AGE ('' while nothing did)."""
+        if not self.number:
+            return ""
+        return f"--run-timeout {self.run_timeout}" if self.timed_out else signal.Signals(self.number).name
+
     def __enter__(self) -> Interruption:
-        self._previous = {number: signal.signal(number, self._handle) for number in (signal.SIGINT, signal.SIGTERM)}
+        numbers = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
+        self._previous = {number: signal.signal(number, self._handle) for number in numbers}
+        if self.run_timeout:
+            signal.setitimer(signal.ITIMER_REAL, parse_age(self.run_timeout))
         return self
 
     def __exit__(self, *exc: object) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for number, handler in self._previous.items():
             signal.signal(number, handler)
 
@@ -58,9 +76,9 @@ class Interruption:
         self.number = self.number or number
         self.engine.cancel()
         if self.scheduler is not None:
-            self.scheduler.interrupt(signal.Signals(number).name)
+            self.scheduler.interrupt(self.reason)
         elif first:
-            raise RunInterrupted(number)
+            raise RunInterrupted(number, self.reason)
 
 
 def run_build(
@@ -80,14 +98,14 @@ def run_build(
         with run_lock(plan, wait):
             result = _run(plan, engine, options, view or _no_view, interruption)
     except RunInterrupted as stopped:
-        return not_started(plan, stopped.number)
+        return not_started(plan, stopped.reason)
     result.lint = tuple(findings)
     return result
 
 
-def not_started(plan: Plan, number: int) -> RunResult:
+def not_started(plan: Plan, why: str) -> RunResult:
     """The result of a run that a signal stopped before anything started: every target INTERRUPTED."""
-    reason = f"not started: interrupted ({signal.Signals(number).name})"
+    reason = f"not started: interrupted ({why})"
     outcomes = {step.target.id: Outcome(step.target) for step in plan.steps}
     for outcome in outcomes.values():
         outcome.end(Status.INTERRUPTED, FailureKind.INTERRUPTED, reason)
@@ -128,7 +146,7 @@ def _run(plan: Plan, engine: Engine, options: RunOptions, view: EventsView, inte
         scheduler = Scheduler(plan, engine, options, events=events)
         interruption.scheduler = scheduler  # from now on a signal interrupts the scheduler, even once it is done
         if interruption.number:  # a signal came just before: the run starts interrupted and does nothing
-            scheduler.interrupt(signal.Signals(interruption.number).name)
+            scheduler.interrupt(interruption.reason)
         return scheduler.run()
 
 

@@ -158,5 +158,5 @@ def test_a_stalled_registry_answer_becomes_a_transient_error_not_a_hang() -> Non
 
     stalling = faulty_registry(Faults(rate=1.0, kinds=("stall",), stall_seconds=5))
     with stalling as proxy, pytest.raises(EngineError) as caught:
-        RegistryClient(timeout=1).digest(f"{proxy}/stalled/image:1")
+        RegistryClient(timeout=1, attempts=1).digest(f"{proxy}/stalled/image:1")
     assert caught.value.transient and proxy.split(":")[0] in str(caught.value)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from buildflow import references
+from buildflow.errors import quoted
 from buildflow.model import BASE_IMAGE_ARG, EdgeKind
 from buildflow.pipeline import dockerfile as dockerfiles
 from buildflow.pipeline import matrix
@@ -41,7 +42,7 @@ def qualify(
         return written, references.qualify(written, state.registry)
     except ValueError as error:
         template = state.specs[image.name]["tags"][index]
-        shown = f"'{tag}'" + (f" (from '{template}', target {image.id})" if template != tag else "")
+        shown = quoted(tag, 512) + (f" (from {quoted(template, 512)}, target {image.id})" if template != tag else "")
         state.problems.add(("targets", image.name, "tags", index), f"{shown} is not a valid tag: {error}")
         return references.Reference("", "", "", ""), None
 
