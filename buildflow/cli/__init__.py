@@ -20,11 +20,12 @@ from buildflow.errors import EXIT_INTERNAL, EXIT_INVALID, BuildflowError
 _EPILOG = """\b
 Exit codes:
   0  success
-  1  a target was not built, the release was not tagged, or no engine answers
+  1  a target was not built, the release was not tagged (what moved was put back), --run-timeout passed,
+     or no engine or registry answers
   2  invalid pipeline file or command line: one line per problem
   3  internal error in buildflow (rerun with --debug and report it)
   4  another run of the same pipeline and registry holds the lock (build --no-wait)
-  130, 143  build interrupted by SIGINT or SIGTERM (the report is still written, nothing is released)
+  130, 143  build interrupted by SIGINT or SIGTERM (the report is still written, a release under way is put back)
 """
 
 

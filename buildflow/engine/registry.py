@@ -37,6 +37,7 @@ DOCKER_HUB = DEFAULT_DOMAIN
 REQUEST_ATTEMPTS = 5  # tries of one request that fails in a way that can pass
 _PAUSES = (0.2, 0.5, 1.0, 2.0)  # seconds between them (or what the registry asks, at most _LONGEST_PAUSE)
 _LONGEST_PAUSE = 5.0
+_CONCURRENT_UPLOADS = 3  # uploads of a saved image when another upload of the same blobs gets in the way
 _OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _IMAGE_MANIFESTS = (
     "application/vnd.oci.image.manifest.v1+json",
@@ -134,8 +135,22 @@ class RegistryClient:
         return data
 
     def push_saved(self, image: SavedImage, reference: str) -> str:
-        """Upload an image saved from the local store (its blobs, then its manifests) under a tag; its digest."""
+        """Upload an image saved from the local store (its blobs, then its manifests) under a tag; its digest.
+
+        Another run pushing the same image at the same moment can make the registry refuse a blob or a manifest
+        (400: its upload of the same blob was committed in between): the upload is then checked and done again.
+        """
         ref = parse(reference)
+        for attempt in range(1, _CONCURRENT_UPLOADS + 1):
+            try:
+                return self._push_saved_once(image, ref)
+            except EngineError as error:
+                if error.status != 400 or attempt == _CONCURRENT_UPLOADS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _push_saved_once(self, image: SavedImage, ref: Reference) -> str:
+        """One upload of a saved image: every blob the repository lacks, the manifests below the top, the top."""
         for digest, size in image.blobs.items():
             self._upload_blob(ref, digest, size, lambda digest=digest: image.open(digest))  # type: ignore[misc]
         for manifest in image.below:
@@ -245,7 +260,11 @@ class RegistryClient:
         url = urllib.parse.urljoin(f"{scheme(ref.host)}://{ref.host}/", location)
         url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": digest})
         headers_out = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-        self._request_url("PUT", ref, url, headers_out, body, attempts=1)
+        try:
+            self._request_url("PUT", ref, url, headers_out, body, attempts=1)
+        except EngineError:
+            if self._request("HEAD", ref, f"blobs/{digest}", {})[0] != 200:
+                raise  # else another upload of the same blob (another run's) finished first: a 400 for this one
 
     def _digest_by_get(self, ref: Reference) -> str:
         _, _, body = self._request("GET", ref, f"manifests/{ref.version}", {"Accept": MANIFEST_TYPES})
