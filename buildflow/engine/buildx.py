@@ -26,7 +26,8 @@ from buildflow.engine.base import (
     TestRun,
 )
 from buildflow.engine.layout import SavedImage, read_saved
-from buildflow.engine.registry import DOCKER_HUB, RegistryClient, RequestRetry
+from buildflow.engine.registry import DOCKER_HUB, RegistryClient
+from buildflow.engine.requests import RequestRetry
 from buildflow.errors import EngineUnavailable
 from buildflow.model import Secret
 from buildflow.references import parse
