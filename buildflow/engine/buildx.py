@@ -1,18 +1,17 @@
-"""The engine on Docker and buildx, through python-on-whales: the only module that imports it."""
+"""The engine on Docker and buildx: builds, pushes and test containers through engine/docker.py, registries
+through the registry client."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import re
-import shutil
 import signal
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -25,6 +24,14 @@ from buildflow.engine.base import (
     TestRequest,
     TestRun,
 )
+from buildflow.engine.docker import (
+    DEFAULT_TIMEOUT,
+    KILLED,
+    TERMINATED,
+    TIMED_OUT,
+    Docker,
+    classify,
+)
 from buildflow.engine.layout import SavedImage, read_saved
 from buildflow.engine.registry import DOCKER_HUB, RegistryClient
 from buildflow.engine.requests import RequestRetry
@@ -32,42 +39,11 @@ from buildflow.errors import EngineUnavailable
 from buildflow.model import Secret
 from buildflow.references import parse
 
-DEFAULT_TIMEOUT = 1800
-LOG_TAIL_LINES = 30  # lines of a failed build's output kept with its error
 _STEP = re.compile(r"^#(\d+) \[(?:[^\]]* )?\d+/\d+\] (?!FROM )")  # a Dockerfile instruction, not FROM
 _CACHED = re.compile(r"^#(\d+) CACHED")
-_TRANSIENT = re.compile(
-    r"connection refused|connection reset|broken pipe|i/o timeout|TLS handshake timeout|context deadline exceeded"
-    r"|unexpected EOF|\b(500|502|503|504)\b|Service Unavailable|Bad Gateway|Gateway Timeout|Internal Server Error"
-    r"|\b429\b|Too Many Requests|Cannot connect to the Docker daemon|server misbehaving|timed out|timeout"
-    r"|failed commit on ref|code = Unavailable|error reading from server|transport is closing"
-    r"|already exists",  # two runs exporting one image name at once: the second try updates it
-    re.IGNORECASE,
-)
-_PERMANENT = re.compile(
-    r"did not complete successfully|dockerfile parse error|unknown instruction|\b401\b|Unauthorized|\b403\b"
-    r"|Forbidden|not found|no such file|failed to compute cache key|invalid reference format|denied",
-    re.IGNORECASE,
-)
-TIMED_OUT = 124  # exit code of timeout(1)
 _USAGE_HINT = "Run 'docker run --help'"  # what docker run adds after its own errors
 DOCKER_RUN_FAILED = 125  # docker run's own failure (no such image, daemon gone), not the command's
-KILLED = (-signal.SIGKILL, 128 + signal.SIGKILL)  # timeout -s KILL signals its own process group too
-# Every docker command gets SIGTERM when buildflow dies, even by SIGKILL (Linux's parent-death signal, through
-# util-linux's setpriv); `timeout` passes it on to the whole process group of the command (docker, its plugins).
-ENDED_WITH_US = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
 _UNAUTHORIZED = re.compile(r"\b401\b|unauthorized|no basic auth credentials|authentication required", re.IGNORECASE)
-
-
-def classify(lines: Sequence[str], return_code: int) -> EngineError:
-    """The error a failed docker call means: its ERROR line, and whether trying again can help."""
-    error_lines = [line.strip() for line in lines if line.lstrip().startswith("ERROR:")]
-    message = (error_lines or [line.strip() for line in lines if line.strip()] or [f"exit code {return_code}"])[-1]
-    message = message.removeprefix("ERROR: ")
-    if return_code == TIMED_OUT:
-        return EngineError(f"no answer within the time limit (killed): {message}", transient=True)
-    transient = bool(_TRANSIENT.search(message)) and not _PERMANENT.search(message)
-    return EngineError(message, transient=transient)
 
 
 class BuildxEngine:
@@ -78,31 +54,23 @@ class BuildxEngine:
         self,
         *,
         timeout: int = DEFAULT_TIMEOUT,
+        context: str = "",
+        builder: str = "",
         on_output: Callable[[str, str], None] | None = None,
         on_request_retry: RequestRetry | None = None,
     ):
         self.timeout = timeout
+        self.docker = Docker(context=context, builder=builder, timeout=timeout)
         self.registry = RegistryClient(on_retry=on_request_retry)
         self.on_output = on_output or (lambda target, line: None)
         self.checked = False
 
-    @functools.cached_property
-    def docker(self) -> Any:
-        """The python-on-whales client, made on first use: a run that builds nothing never imports it."""
-        from python_on_whales import DockerClient
-
-        return DockerClient(client_call=[*ENDED_WITH_US, "timeout", "-s", "TERM", str(self.timeout), "docker"])
-
     def check(self) -> None:
         """Fail early, in one line, when no engine or no buildx answers."""
-        from python_on_whales import DockerException
-        from python_on_whales.utils import run
-
         for command in (["version", "--format", "{{.Server.Version}}"], ["buildx", "version"]):
             try:
-                run([*self.docker.client_config.docker_cmd, *command])
-            except DockerException as error:
-                reason = classify((error.stderr or "").splitlines(), error.return_code)
+                self.docker.output(command)
+            except EngineError as reason:
                 raise EngineUnavailable(
                     f"the Docker engine is not usable ({reason}); start one, e.g. scripts/engine.sh up"
                 ) from None
@@ -118,22 +86,13 @@ class BuildxEngine:
 
     def build(self, request: BuildRequest) -> BuildResult:
         """Build one image into the local image store and return its manifest digest."""
-        from python_on_whales import DockerException
-
         self._check_once()
         started = time.monotonic()
-        lines: list[str] = []
         with tempfile.TemporaryDirectory(prefix="buildflow-") as scratch:
             metadata = Path(scratch) / "metadata.json"
-            try:
-                stream: Iterator[str] = self.docker.buildx.build(**_build_arguments(request, metadata))
-                for line in stream:
-                    lines.append(line.rstrip("\n"))
-                    self.on_output(request.target_id, lines[-1])
-            except DockerException as error:
-                failure = classify(lines or (error.stderr or "").splitlines(), error.return_code)
-                failure.log_tail = tuple(lines[-LOG_TAIL_LINES:])
-                raise failure from None
+            lines = self.docker.build(
+                _build_arguments(request, metadata), lambda line: self.on_output(request.target_id, line)
+            )
             digest = json.loads(metadata.read_text())["containerimage.digest"]
         steps, cached = _step_counts(lines)
         return BuildResult(digest, time.monotonic() - started, steps, cached)
@@ -158,7 +117,7 @@ class BuildxEngine:
 
     def _saved(self, reference: str, path: Path) -> SavedImage | None:
         """The image as `docker save` writes it, when that is exactly the built image (the containerd store)."""
-        self._docker_output(["save", "--output", str(path), reference])
+        self.docker.output(["save", "--output", str(path), reference])
         saved = read_saved(str(path))
         if saved is not None and saved.top.digest != self.local_digest(reference):
             saved.close()  # the classic store saves another manifest than the one pushed: docker push instead
@@ -167,16 +126,13 @@ class BuildxEngine:
 
     def _docker_push(self, reference: str) -> str:
         """`docker push`; the digest the registry then holds (on the classic store, not the local image id)."""
-        from python_on_whales import DockerException
-
         try:
-            self.docker.image.push(reference, quiet=True)
-        except DockerException as error:
-            failure = classify((error.stderr or "").splitlines(), error.return_code)
+            self.docker.push(reference)
+        except EngineError as failure:
             if _UNAUTHORIZED.search(str(failure)):
                 host = parse(reference).host
                 raise EngineError(f"not logged in to {host}: run docker login {host}", transient=False) from None
-            raise failure from None
+            raise
         digest = self.registry.digest(reference)
         if digest is None:
             raise EngineError(f"{reference} was pushed but the registry does not have it", transient=True)
@@ -193,7 +149,7 @@ class BuildxEngine:
 
     def local_digest(self, reference: str) -> str | None:
         """The id of an image in the local image store, or None when the store has no such tag."""
-        return self._docker_output(["image", "inspect", "--format", "{{.Id}}", reference]) or None
+        return self.docker.output(["image", "inspect", "--format", "{{.Id}}", reference], missing_ok=True) or None
 
     def get_record(self, reference: str) -> bytes | None:
         """The build record stored under `reference`, or None."""
@@ -208,30 +164,21 @@ class BuildxEngine:
 
         `docker run --rm` removes the container when the command ends; when the client was killed instead
         (timeout, interrupted run) the container is removed here."""
-        from python_on_whales import DockerException
-        from python_on_whales.utils import run
-
         self._check_once()
         name = f"buildflow-test-{uuid.uuid4().hex[:12]}"
-        started, removed = time.monotonic(), False
-        try:
-            stdout, stderr = run(_test_command(request, name), return_stderr=True)
-            removed = True
-            return TestRun(0, _joined(stdout, stderr), time.monotonic() - started)
-        except DockerException as error:
-            seconds = time.monotonic() - started
-            removed = error.return_code not in (*KILLED, TIMED_OUT, -signal.SIGTERM, 128 + signal.SIGTERM)
-            if error.return_code == DOCKER_RUN_FAILED:
-                raise classify((error.stderr or "").splitlines(), error.return_code) from None
-            timed_out = error.return_code in (*KILLED, TIMED_OUT) and seconds >= request.timeout
-            return TestRun(error.return_code, _joined(error.stdout, error.stderr), seconds, timed_out)
-        finally:
-            if not removed:
-                self._remove_container(name)
+        started = time.monotonic()
+        ran = self.docker.ran(_test_arguments(request, name), request.timeout)
+        seconds = time.monotonic() - started
+        if ran.code in (*KILLED, TIMED_OUT, *TERMINATED):
+            self._remove_container(name)
+        if ran.code == DOCKER_RUN_FAILED:
+            raise classify(ran.stderr.splitlines(), ran.code)
+        timed_out = ran.code in (*KILLED, TIMED_OUT) and seconds >= request.timeout
+        return TestRun(ran.code, _joined(ran.stdout, ran.stderr), seconds, timed_out)
 
     def has_gpus(self) -> bool:
         """True when the engine has the NVIDIA runtime (what `docker run --gpus` needs)."""
-        return "nvidia" in self._docker_output(["info", "--format", "{{json .Runtimes}}"])
+        return "nvidia" in self.docker.output(["info", "--format", "{{json .Runtimes}}"])
 
     def image_layers(self, reference: str) -> ImageLayers:
         """The layers and history of an image in a registry."""
@@ -247,33 +194,18 @@ class BuildxEngine:
 
     def _remove_container(self, name: str) -> None:
         """Remove a test container if it is still there (killed client, timeout, interrupted run)."""
-        from python_on_whales import DockerException
-        from python_on_whales.utils import run
-
-        with contextlib.suppress(DockerException):
-            run(["docker", "rm", "--force", name])
+        with contextlib.suppress(EngineError):
+            self.docker.output(["rm", "--force", name])
 
     def _inspect_digest(self, reference: str) -> str | None:
         """A registry digest as `docker buildx imagetools inspect` finds it."""
-        output = self._docker_output(["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference])
+        arguments = ["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference]
+        output = self.docker.output(arguments, missing_ok=True)
         try:
             digest = json.loads(output)["digest"] if output else None
         except (ValueError, KeyError, TypeError):
             return None
         return str(digest) if digest else None
-
-    def _docker_output(self, command: list[str]) -> str:
-        """What a docker command prints; empty when it reports that nothing was found."""
-        from python_on_whales import DockerException
-        from python_on_whales.utils import run
-
-        try:
-            return str(run([*self.docker.client_config.docker_cmd, *command]) or "").strip()
-        except DockerException as error:
-            failure = classify((error.stderr or "").splitlines(), error.return_code)
-            if re.search(r"no such image|not found|manifest unknown", str(failure), re.IGNORECASE):
-                return ""
-            raise failure from None
 
     def tag(self, source: str, references: Sequence[str]) -> None:
         """Point more tags at a pushed image, registry side, with the very same manifest (and digest)."""
@@ -294,13 +226,8 @@ class BuildxEngine:
 
     def tag_local(self, source: str, references: Sequence[str]) -> None:
         """Tag an image in the local image store."""
-        from python_on_whales import DockerException
-
-        try:
-            for reference in references:
-                self.docker.image.tag(source, reference)
-        except DockerException as error:
-            raise classify((error.stderr or "").splitlines(), error.return_code) from None
+        for reference in references:
+            self.docker.tag(source, reference)
 
 
 def _children() -> list[int]:
@@ -337,10 +264,9 @@ def _build_arguments(request: BuildRequest, metadata: Path) -> dict[str, Any]:
     }
 
 
-def _test_command(request: TestRequest, name: str) -> list[str]:
-    """timeout -s KILL SECONDS docker run ... IMAGE sh -c COMMAND."""
-    command = [*ENDED_WITH_US, "timeout", "-s", "KILL", str(request.timeout), "docker", "run", "--rm", "--name", name]
-    command += ["--pull", "missing", "--entrypoint", ""]
+def _test_arguments(request: TestRequest, name: str) -> list[str]:
+    """run ... IMAGE sh -c COMMAND: a test container's docker arguments."""
+    command = ["run", "--rm", "--name", name, "--pull", "missing", "--entrypoint", ""]
     if request.network != "default":
         command += ["--network", request.network]
     for key, value in sorted(request.env.items()):
@@ -350,10 +276,9 @@ def _test_command(request: TestRequest, name: str) -> list[str]:
     return [*command, request.image, "sh", "-c", request.command]
 
 
-def _joined(stdout: str | bytes | None, stderr: str | bytes | None) -> str:
+def _joined(stdout: str, stderr: str) -> str:
     """A container's output and error output, one after the other, without docker run's usage hint."""
-    parts = [part.decode(errors="replace") if isinstance(part, bytes) else part for part in (stdout, stderr) if part]
-    lines = "\n".join(part.rstrip("\n") for part in parts).splitlines()
+    lines = "\n".join(part.rstrip("\n") for part in (stdout, stderr) if part).splitlines()
     return "\n".join(line for line in lines if not line.startswith(_USAGE_HINT))
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from buildflow.engine.buildx import _build_arguments, _step_counts, classify
+from buildflow.engine.buildx import _build_arguments, _step_counts
+from buildflow.engine.docker import classify
 from buildflow.engine.transport import scheme as _scheme
 from buildflow.output.report import report_document, summary_table
 from buildflow.plan.planner import make_plan
