@@ -192,6 +192,16 @@ class RebuildPolicy:
 
 
 @dataclass(frozen=True)
+class BuilderSpec:
+    """A builder a pipeline (or --builder) names: a docker context or buildx builder, how many builds it runs at
+    once (0: as --jobs), and the platforms it builds natively (empty: any, as it can)."""
+
+    name: str
+    jobs: int = 0
+    platforms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Pipeline:
     """A resolved pipeline: its targets by id (in file order), their generations, and the DAG over them."""
 
@@ -202,6 +212,7 @@ class Pipeline:
     generations: list[list[str]]  # target ids by depth in the DAG, file order inside each
     retry: RetryPolicy = RetryPolicy()
     rebuild: RebuildPolicy = RebuildPolicy()
+    builders: tuple[BuilderSpec, ...] = ()  # empty: the current builder
 
     @cached_property
     def graph(self) -> Any:
