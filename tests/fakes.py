@@ -42,6 +42,7 @@ class FakeEngine:
         self.records: dict[str, bytes] = {}
         self.registry: dict[str, str] = {}
         self.layer_size = 1000
+        self.down = False  # a builder that stopped answering
 
     def build(self, request: BuildRequest) -> BuildResult:
         with self.lock:
@@ -81,6 +82,9 @@ class FakeEngine:
 
     def cancel(self) -> None:
         self.cancelled = True
+
+    def answers(self) -> bool:
+        return not self.down
 
     def get_record(self, reference: str) -> bytes | None:
         return self.records.get(reference)

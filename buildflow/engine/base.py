@@ -66,6 +66,7 @@ class BuildResult:
     seconds: float
     total_steps: int = 0
     cached_steps: int = 0
+    pushed: bool = False  # BuildKit pushed it itself (a builder without an image store): digest is the registry's
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,10 @@ class Builder(Protocol):
 
     def cancel(self) -> None:
         """Stop every engine call in flight (they fail soon after); called from a signal handler."""
+        ...
+
+    def answers(self) -> bool:
+        """True when the engine (or builder) answers now."""
         ...
 
 

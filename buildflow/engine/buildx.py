@@ -24,6 +24,7 @@ from buildflow.engine.base import (
     TestRequest,
     TestRun,
 )
+from buildflow.engine.builders import BuilderInfo
 from buildflow.engine.docker import (
     DEFAULT_TIMEOUT,
     KILLED,
@@ -54,13 +55,15 @@ class BuildxEngine:
         self,
         *,
         timeout: int = DEFAULT_TIMEOUT,
-        context: str = "",
-        builder: str = "",
+        info: BuilderInfo | None = None,
+        push_from_buildkit: bool = False,
         on_output: Callable[[str, str], None] | None = None,
         on_request_retry: RequestRetry | None = None,
     ):
         self.timeout = timeout
-        self.docker = Docker(context=context, builder=builder, timeout=timeout)
+        self.info = info or BuilderInfo("")
+        self.docker = Docker(context=self.info.context, builder=self.info.builder, timeout=timeout)
+        self.push_from_buildkit = push_from_buildkit or not self.info.local_images
         self.registry = RegistryClient(on_retry=on_request_retry)
         self.on_output = on_output or (lambda target, line: None)
         self.checked = False
@@ -75,6 +78,14 @@ class BuildxEngine:
                     f"the Docker engine is not usable ({reason}); start one, e.g. scripts/engine.sh up"
                 ) from None
 
+    def answers(self) -> bool:
+        """True when the engine and buildx answer now (asked after a build failed in a way that could be it)."""
+        try:
+            self.check()
+        except EngineUnavailable:
+            return False
+        return True
+
     def _check_once(self) -> None:
         """check() before the first build: a run that reuses everything never starts docker."""
         if not self.checked:
@@ -88,14 +99,25 @@ class BuildxEngine:
         """Build one image into the local image store and return its manifest digest."""
         self._check_once()
         started = time.monotonic()
+        output = self._output(request)
         with tempfile.TemporaryDirectory(prefix="buildflow-") as scratch:
             metadata = Path(scratch) / "metadata.json"
             lines = self.docker.build(
-                _build_arguments(request, metadata), lambda line: self.on_output(request.target_id, line)
+                _build_arguments(request, metadata, output), lambda line: self.on_output(request.target_id, line)
             )
             digest = json.loads(metadata.read_text())["containerimage.digest"]
         steps, cached = _step_counts(lines)
-        return BuildResult(digest, time.monotonic() - started, steps, cached)
+        return BuildResult(digest, time.monotonic() - started, steps, cached, pushed=output.get("push") == "true")
+
+    def _output(self, request: BuildRequest) -> dict[str, str]:
+        """Where a build goes: the engine's image store (docker driver: tested there, then pushed by buildflow), or
+        the registry by BuildKit's own push (other drivers), or loaded into the current engine (--no-push)."""
+        name = request.tags[0]
+        if self.info.local_images and not (request.push and self.push_from_buildkit):
+            return {"type": "image", "name": name, "push": "false"}
+        if request.push:
+            return {"type": "image", "name": name, "push": "true"}
+        return {"type": "docker", "name": name}
 
     def push(self, reference: str) -> str:
         """Push a built image from the local store; return the digest the registry now holds for it.
@@ -239,9 +261,8 @@ def _children() -> list[int]:
     return pids
 
 
-def _build_arguments(request: BuildRequest, metadata: Path) -> dict[str, Any]:
-    """python-on-whales build() arguments for a request: into the local store, plain progress, provenance off."""
-    output = {"type": "image", "name": request.tags[0], "push": "false"}
+def _build_arguments(request: BuildRequest, metadata: Path, output: dict[str, str]) -> dict[str, Any]:
+    """python-on-whales build() arguments for a request: its output, plain progress, provenance off."""
     return {
         "context_path": request.context,
         "file": request.dockerfile,

@@ -40,6 +40,10 @@ class RetryingEngine:
         self.on_retry = on_retry or (lambda subject, attempt, error, wait: None)
         self.cancelled = threading.Event()
 
+    def answers(self) -> bool:
+        """Whether the engine answers now (asked once, not retried)."""
+        return self.engine.answers()
+
     def cancel(self) -> None:
         """Stop: calls in flight are cancelled, waits between tries end, and nothing is tried again."""
         self.cancelled.set()

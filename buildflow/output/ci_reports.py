@@ -13,7 +13,7 @@ from junitparser import Attr, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from buildflow import log
 from buildflow.output.render import graph_mermaid
-from buildflow.output.report import WASTE_HEADING, short_digest, size_cell, totals, waste_lines
+from buildflow.output.report import WASTE_HEADING, on_builder, short_digest, size_cell, totals, waste_lines
 from buildflow.plan.planner import Plan
 from buildflow.run.imagetests import TestResult
 from buildflow.run.outcome import Outcome, RunResult, Status
@@ -58,6 +58,8 @@ def _junit_result(outcome: Outcome) -> Failure | Skipped | None:
 def _system_out(outcome: Outcome) -> str:
     """The digest and tags of a target's image, one per line ('' when it has neither)."""
     lines = [f"digest: {outcome.digest}"] if outcome.digest else []
+    if on_builder(outcome):
+        lines.append(f"builder: {outcome.builder}")
     tags = _tags(outcome)
     if tags:
         lines.append(f"tags: {', '.join(tags)}")
@@ -162,7 +164,7 @@ def _row(outcome: Outcome) -> str:
     cells = (
         outcome.target.id,
         str(outcome.status),
-        outcome.why or outcome.error,
+        (outcome.why or outcome.error) + on_builder(outcome),
         short_digest(outcome.digest),
         size_cell(outcome.size),
         ", ".join(_tags(outcome)),

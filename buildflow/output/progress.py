@@ -17,6 +17,8 @@ _LEVELS = {
     "cancelled": "warning",
     "interrupted": "warning",
     "retrying": "warning",
+    "builder_lost": "error",
+    "requeued": "warning",
 }
 _COLOURS = {
     Status.QUEUED: "dim",
@@ -40,6 +42,8 @@ def escape(text: str) -> str:
 def event_fields(name: str, outcome: Outcome, extra: dict[str, Any]) -> dict[str, Any]:
     """The fields of a target's event."""
     fields: dict[str, Any] = {"target": outcome.target.id, "status": str(outcome.status)}
+    if outcome.builder:
+        fields["builder"] = outcome.builder
     if name in ("built", "reused"):
         fields.update(digest=outcome.digest, reference=outcome.reference, pushed=outcome.pushed, why=outcome.why)
     if name == "built":
@@ -98,7 +102,7 @@ class Progress:
         from rich.table import Table
 
         table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
-        for column in ("TARGET", "STATUS", "TIME", "DETAIL"):
+        for column in ("TARGET", "STATUS", "BUILDER", "TIME", "DETAIL"):
             table.add_column(column)
         now = time.time()
         for outcome in list(self.outcomes.values()):
@@ -109,6 +113,7 @@ class Progress:
             table.add_row(
                 escape(outcome.target.id),
                 f"[{_COLOURS[outcome.status]}]{outcome.status}[/]",
+                escape(outcome.builder),
                 f"{elapsed:.1f}s" if outcome.started else "",
                 escape(detail),
             )

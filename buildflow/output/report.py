@@ -22,14 +22,19 @@ def short_digest(digest: str) -> str:
     return digest[:19] if digest else "-"
 
 
+def on_builder(outcome: Outcome) -> str:
+    """' on NAME' for a target built on a builder other than the current one ('' otherwise)."""
+    return f" on {outcome.builder}" if outcome.builder not in ("", "default") else ""
+
+
 def _detail(outcome: Outcome) -> str:
-    """Tags for a success, the reason for anything else."""
+    """Tags for a success, the reason for anything else; the builder when it is not the current one."""
     if outcome.succeeded:
         tags = outcome.released or (outcome.reference,)
         cache = f" [{outcome.cached_steps}/{outcome.total_steps} steps cached]" if outcome.total_steps else ""
         tests = f" [{summary(outcome.tests)}]" if outcome.tests else ""
-        return ", ".join(tags) + cache + tests + (f"; {outcome.why}" if outcome.why else "")
-    return outcome.error or "-"
+        return ", ".join(tags) + cache + tests + on_builder(outcome) + (f"; {outcome.why}" if outcome.why else "")
+    return (outcome.error or "-") + on_builder(outcome)
 
 
 def totals(result: RunResult) -> str:
@@ -138,6 +143,7 @@ def _target_document(outcome: Outcome) -> dict[str, Any]:
         "digest": outcome.digest or None,
         "reference": outcome.reference or None,
         "pushed": outcome.pushed,
+        "builder": outcome.builder or None,
         "tags": list(outcome.released),
         "started": _iso(outcome.started),
         "finished": _iso(outcome.finished),

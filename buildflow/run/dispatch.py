@@ -1,35 +1,49 @@
-"""Runs a plan on an engine: each target starts as soon as its parents are built, failures block their
-descendants, and the release comes last, only when everything succeeded."""
+"""Runs a plan on a pool of builders: each target starts as soon as its parents are built and a builder has a free
+slot, failures block their descendants, and the release comes last, only when everything succeeded."""
 
 from __future__ import annotations
 
 import dataclasses
 import heapq
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from buildflow.engine.base import Engine, EngineError
+from buildflow.engine.builders import BuilderInfo
 from buildflow.engine.retrying import RetryingEngine
+from buildflow.model import RetryPolicy
 from buildflow.plan.planner import Plan
 from buildflow.run.failures import FailureKind
 from buildflow.run.freshness import REGISTRY_CALLS, assess
 from buildflow.run.naming import content_reference, last_record_reference, record_reference
 from buildflow.run.outcome import Events, Outcome, RunOptions, RunResult, Status
+from buildflow.run.pool import BuilderUse, Pool, PoolBuilder
 from buildflow.run.release import release
 from buildflow.run.state import RunState
 from buildflow.run.target import TargetLife
 
+Ready = list[tuple[int, str]]  # a heap of (plan order, target id)
+
 
 class Scheduler:
-    """Builds a plan: each target starts as soon as its own parents are built, at most `jobs` at a time."""
+    """Builds a plan: each target starts as soon as its own parents are built and a builder has a free slot."""
 
-    def __init__(self, plan: Plan, engine: Engine, options: RunOptions, events: Events | None = None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        engine: Engine,
+        options: RunOptions,
+        events: Events | None = None,
+        builders: Sequence[BuilderUse] = (),
+    ) -> None:
         policy = options.retry or plan.pipeline.retry
         lookups = dataclasses.replace(policy, attempts=min(policy.attempts, 3))
+        uses = builders or [BuilderUse("", engine, getattr(engine, "info", None) or BuilderInfo(""), options.jobs)]
         self.state = RunState(
             plan=plan,
             options=options,
-            engine=RetryingEngine(engine, policy, self._retrying),
+            pool=Pool([self._pool_builder(use, policy) for use in uses]),
             lookups=RetryingEngine(engine, lookups, self._retrying),
             publisher=RetryingEngine(engine, policy),
             restorer=RetryingEngine(engine, policy),
@@ -37,6 +51,13 @@ class Scheduler:
             outcomes={step.target.id: Outcome(step.target) for step in plan.steps},
         )
         self.order = {step.target.id: step.order for step in plan.steps}
+        self.built_on: dict[str, str] = {}  # target id -> the builder that built it
+        self.avoid: dict[str, frozenset[str]] = {}  # target id -> builders it failed on because they stopped answering
+
+    def _pool_builder(self, use: BuilderUse, policy: RetryPolicy) -> PoolBuilder:
+        """A builder of the pool, its engine retried with the run's policy."""
+        engine = RetryingEngine(use.engine, policy, self._retrying)
+        return PoolBuilder(use.name, engine, use.info, max(1, use.jobs), use.platforms)
 
     @property
     def outcomes(self) -> dict[str, Outcome]:
@@ -62,7 +83,9 @@ class Scheduler:
         """Stop the run (from a signal handler): start nothing more, cancel what runs, write no more records; a
         release under way stops, and every tag it moved is put back."""
         self.state.interrupted, self.state.stopping = reason, True
-        for engine in (self.state.engine, self.state.lookups, self.state.publisher):
+        for builder in self.state.pool.builders:
+            builder.engine.cancel()
+        for engine in (self.state.lookups, self.state.publisher):
             engine.cancel()
 
     def _mark_not_started(self) -> None:
@@ -79,7 +102,7 @@ class Scheduler:
     # ---- dispatching --------------------------------------------------------------------------------------
 
     def _build_all(self) -> None:
-        """Start every target whose parents are built, at most `jobs` at a time, until nothing can start."""
+        """Start every target whose parents are built on a builder with a free slot, until nothing can start."""
         waiting = {target_id: self._parents_in_plan(target_id) for target_id in self.outcomes}
         children: dict[str, list[str]] = {target_id: [] for target_id in self.outcomes}
         for target_id, parents in waiting.items():
@@ -87,21 +110,67 @@ class Scheduler:
                 children[parent].append(target_id)
         ready = [(self.order[tid], tid) for tid, parents in waiting.items() if not parents]
         heapq.heapify(ready)
-        running: dict[Future[None], str] = {}
-        jobs = self.state.options.jobs
-        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="build") as pool:
+        running: dict[Future[bool], tuple[str, PoolBuilder]] = {}
+        slots = sum(builder.jobs for builder in self.state.pool.builders)
+        with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="build") as workers:
             while ready or running:
-                while ready and len(running) < jobs and not self.state.stopping:
-                    target_id = heapq.heappop(ready)[1]
-                    self._start(target_id)
-                    running[pool.submit(TargetLife(self.state, target_id).run)] = target_id
+                if not self.state.stopping:
+                    self._start_placeable(ready, running, workers)
                 if not running:
+                    self._no_builder_left(ready)
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    target_id = running.pop(future)
-                    future.result()
-                    self._finished(target_id, children[target_id], waiting, ready)
+                    target_id, builder = running.pop(future)
+                    builder.running -= 1
+                    if future.result() or not self._lost(builder, target_id, ready):
+                        self._finished(target_id, builder, children[target_id], waiting, ready)
+
+    def _start_placeable(
+        self, ready: Ready, running: dict[Future[bool], tuple[str, PoolBuilder]], workers: ThreadPoolExecutor
+    ) -> None:
+        """Start the ready targets a builder can take now, in plan order; the others stay ready."""
+        waiting_for_a_slot: Ready = []
+        while ready:
+            entry = heapq.heappop(ready)
+            target_id = entry[1]
+            target = self.outcomes[target_id].target
+            builder = self.state.pool.place(target, self.built_on, self.avoid.get(target_id, frozenset()))
+            if builder is None:
+                waiting_for_a_slot.append(entry)
+                continue
+            builder.running += 1
+            self._start(target_id, builder)
+            running[workers.submit(TargetLife(self.state, target_id, builder).run)] = (target_id, builder)
+        for entry in waiting_for_a_slot:
+            heapq.heappush(ready, entry)
+
+    def _lost(self, builder: PoolBuilder, target_id: str, ready: Ready) -> bool:
+        """A builder stopped answering: it leaves the pool, and its target is tried once more on another. True
+        when the target is queued again (its failure is not final)."""
+        outcome = self.outcomes[target_id]
+        if builder.alive:
+            builder.alive = False
+            self.state.events("builder_lost", outcome, builder=builder.shown, error=outcome.error)
+        if target_id in self.avoid or not self.state.pool.alive:
+            return False
+        self.avoid[target_id] = frozenset({builder.name})
+        error = outcome.error
+        outcome.again()
+        self.state.events("requeued", outcome, builder=builder.shown, error=error)
+        heapq.heappush(ready, (self.order[target_id], target_id))
+        return True
+
+    def _no_builder_left(self, ready: Ready) -> None:
+        """Targets ready when no builder answers any more fail, naming the builders."""
+        if not ready or self.state.pool.alive or self.state.stopping:
+            return
+        names = ", ".join(builder.shown for builder in self.state.pool.builders)
+        for _, target_id in sorted(ready):
+            outcome = self.outcomes[target_id]
+            outcome.end(Status.FAILED, FailureKind.ENGINE, f"no builder answers any more ({names})")
+            self.state.events("failed", outcome)
+            self._block_descendants(target_id)
 
     def _look_up_all(self, pool: ThreadPoolExecutor) -> None:
         """Start looking every pushed, unforced target up in the registry at once, not generation by generation.
@@ -121,18 +190,24 @@ class Scheduler:
         """The parents of a target that this run builds too."""
         return {edge.parent for edge in self.outcomes[target_id].target.parents if edge.parent in self.outcomes}
 
-    def _start(self, target_id: str) -> None:
-        """Mark a target as running."""
+    def _start(self, target_id: str, builder: PoolBuilder) -> None:
+        """Mark a target as running on a builder."""
         outcome = self.outcomes[target_id]
-        outcome.status, outcome.started = Status.RUNNING, time.time()
+        outcome.status, outcome.started, outcome.builder = Status.RUNNING, time.time(), builder.shown
         self.state.events("started", outcome)
 
     def _finished(
-        self, target_id: str, children: list[str], waiting: dict[str, set[str]], ready: list[tuple[int, str]]
+        self,
+        target_id: str,
+        builder: PoolBuilder,
+        children: list[str],
+        waiting: dict[str, set[str]],
+        ready: Ready,
     ) -> None:
         """Record a finished build; make its children ready once all their parents are built, or block them."""
         outcome, events = self.outcomes[target_id], self.state.events
         if outcome.succeeded:
+            self.built_on[target_id] = builder.name
             events("built" if outcome.status == Status.BUILT else "reused", outcome)
             for child_id in children:
                 waiting[child_id].discard(target_id)

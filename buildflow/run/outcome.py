@@ -65,6 +65,15 @@ class Outcome:
     why: str = ""  # why it was built, or why it was reused
     tests: list[TestResult] = field(default_factory=list)
     size: SizeSummary | None = None  # the size and waste summary of a pushed image
+    builder: str = ""  # the builder it was built (or reused) on; "" before it started
+
+    def again(self) -> None:
+        """Queue the target again, as if it had not started (its retries are kept): its builder was lost."""
+        retries = self.retries
+        fresh = Outcome(self.target)
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(fresh, name))
+        self.retries = retries + 1
 
     @property
     def error(self) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from buildflow.model import Pipeline, Target
 from buildflow.plan.planner import Plan
 from buildflow.run.outcome import Events, Outcome, RunOptions
+from buildflow.run.pool import Pool
 
 if TYPE_CHECKING:
     from buildflow.engine.retrying import RetryingEngine
@@ -24,7 +25,7 @@ class RunState:
 
     plan: Plan
     options: RunOptions
-    engine: RetryingEngine  # builds, pushes and tests: retried with the run's policy, cancelled on a signal
+    pool: Pool  # the builders: builds, pushes and tests, retried with the run's policy, cancelled on a signal
     lookups: RetryingEngine  # registry lookups: at most three tries (when the registry cannot say, build)
     publisher: RetryingEngine  # records and release tags: cancelled on a signal
     restorer: RetryingEngine  # puts release tags back after a failed or interrupted release: never cancelled

@@ -24,6 +24,7 @@ from buildflow.run.naming import (
     record_reference,
 )
 from buildflow.run.outcome import Status
+from buildflow.run.pool import PoolBuilder
 from buildflow.run.records import BuildRecord, build_record, decode, encode
 from buildflow.run.state import RunState
 
@@ -43,28 +44,37 @@ def failed(kind: FailureKind, message: str) -> TargetFailed:
 
 
 class TargetLife:
-    """Reuse or build one target, in a worker thread; what happens is written to its outcome, never raised."""
+    """Reuse or build one target on one builder, in a worker thread; what happens is written to its outcome."""
 
-    def __init__(self, state: RunState, target_id: str) -> None:
+    def __init__(self, state: RunState, target_id: str, builder: PoolBuilder) -> None:
         self.state = state
         self.pipeline = state.pipeline
-        self.engine = state.engine
+        self.builder = builder
+        self.engine = builder.engine
         self.outcome = state.outcomes[target_id]
         self.target = self.outcome.target
 
-    def run(self) -> None:
-        """Reuse or build the target; its outcome says which, or why neither."""
+    def run(self) -> bool:
+        """Reuse or build the target; its outcome says which, or why neither. False when it failed because its
+        builder stopped answering (the dispatcher may try it on another)."""
         try:
             reused = self._live()
         except TargetFailed as error:
-            self._fail(error.failure)
+            return self._failed(error.failure)
         except EngineError as error:
-            self._fail(Failure(FailureKind.ENGINE, str(error), error.log_tail, error.transient))
+            return self._failed(Failure(FailureKind.ENGINE, str(error), error.log_tail, error.transient))
         else:
             if not reused:
                 self.outcome.status = Status.BUILT
+            return True
         finally:
             self.outcome.finished = time.time()
+
+    def _failed(self, failure: Failure) -> bool:
+        """Record a failure; False when it is the builder's (a failure that could pass, and it no longer answers)."""
+        self._fail(failure)
+        lost = failure.transient and not self.state.interrupted and not self.engine.answers()
+        return not lost
 
     def _live(self) -> bool:
         """Reuse, or build, test, push, measure and record; True when the image was reused."""
@@ -78,9 +88,10 @@ class TargetLife:
         self._check_secrets()
         epoch = record.source_date_epoch if record else self.state.options.source_date_epoch
         self._build(parents, epoch)
-        self._test(outcome.reference)
+        self._test(outcome.built_as)  # in the builder's image store, or pulled from the registry BuildKit pushed to
         if self.state.pushes(self.target):
-            self._push()
+            if not outcome.pushed:
+                self._push()
             self._measure(parents)
             self._store_record(parents, epoch)
         return False
@@ -115,6 +126,7 @@ class TargetLife:
             result.total_steps,
             result.cached_steps,
         )
+        outcome.pushed = result.pushed
 
     def _check_secrets(self) -> None:
         """Every declared secret must have a value to hand to the build (the value itself is never read)."""
@@ -138,7 +150,9 @@ class TargetLife:
         outcome = self.outcome
         with failing_as(FailureKind.PUSH), self.state.push_locks.setdefault(outcome.digest, threading.Lock()):
             digest = self.engine.push(outcome.reference)
-        if digest != outcome.digest:
+        if digest != outcome.digest and not self.builder.info.same_digest:
+            outcome.digest = digest  # the classic store: its push compresses the layers again; children pin this
+        elif digest != outcome.digest:
             raise failed(
                 FailureKind.PUSH, f"the registry holds {digest} for {outcome.reference}, not the built {outcome.digest}"
             )

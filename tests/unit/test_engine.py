@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from buildflow.engine.buildx import _build_arguments, _step_counts
+from buildflow.engine.builders import BuilderInfo
+from buildflow.engine.buildx import BuildxEngine, _build_arguments, _step_counts
 from buildflow.engine.docker import classify
 from buildflow.engine.transport import scheme as _scheme
 from buildflow.output.report import report_document, summary_table
@@ -97,7 +99,7 @@ def test_build_arguments_never_carry_secret_values(pipeline) -> None:  # type: i
     request = build_request(
         pipeline.targets["cuda"], {"base": "b"}, registry="r", root=pipeline.root, options=BuildOptions()
     )
-    arguments = _build_arguments(request, Path("/tmp/m.json"))
+    arguments = _build_arguments(request, Path("/tmp/m.json"), BuildxEngine()._output(request))
     assert arguments["secrets"] == [f"id=key,src={pipeline.root / 'keys' / 'k.gpg'}"]
     assert arguments["provenance"] is False and arguments["output"] == {
         "type": "image",
@@ -105,6 +107,20 @@ def test_build_arguments_never_carry_secret_values(pipeline) -> None:  # type: i
         "push": "false",  # pushed by its own retried call
     }
     assert arguments["stream_logs"] and arguments["progress"] == "plain"
+
+
+def test_each_builder_gets_the_output_its_path_needs(pipeline) -> None:  # type: ignore[no-untyped-def]
+    """The docker driver builds into its engine's store; other drivers push from BuildKit (or load, without push)."""
+    request = build_request(
+        pipeline.targets["cuda"], {"base": "b"}, registry="r", root=pipeline.root, options=BuildOptions()
+    )
+    remote = BuilderInfo("ci", builder="ci", driver="remote", image_store="")
+    name = request.tags[0]
+    assert BuildxEngine()._output(request) == {"type": "image", "name": name, "push": "false"}
+    assert BuildxEngine(info=remote)._output(request) == {"type": "image", "name": name, "push": "true"}
+    local = dataclasses.replace(request, push=False)
+    assert BuildxEngine(info=remote)._output(local) == {"type": "docker", "name": name}
+    assert BuildxEngine(push_from_buildkit=True)._output(request)["push"] == "true"
 
 
 @pytest.mark.parametrize(
