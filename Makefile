@@ -29,6 +29,10 @@ install: $(STAMP) ## Create .venv with buildflow and the development tools
 engine: ## Start a Docker engine, buildx and a registry on 127.0.0.1:5000 (installing them on a bare Debian)
 	scripts/engine.sh up
 
+.PHONY: engines
+engines: ## Start extra engines for the multi-builder tests and benchmarks: scripts/engine.sh up --engines 3 --classic
+	scripts/engine.sh up --engines 3 --classic
+
 DEMO := pipelines/demo/buildflow.yaml
 
 .PHONY: demo
@@ -53,7 +57,7 @@ unit: $(STAMP) ## The fast tests alone: no engine, no registry (about 20 seconds
 	$(BIN)/pytest -m "not integration"
 
 .PHONY: test
-test: lint engine ## Install what the tests need (engine and registry included), lint, and run every test
+test: lint engines ## Install what the tests need (engines and registry included), lint, and run every test
 	$(BIN)/pytest
 
 .PHONY: bench-plan
