@@ -4,6 +4,7 @@ engines it asks; the warnings loading gives."""
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from buildflow.cli.options import PipelineOptions, parse_vars
 
 if TYPE_CHECKING:
     from buildflow.engine.base import Engine, Registry
+    from buildflow.engine.builders import BuilderInfo
     from buildflow.engine.buildx import BuildxEngine
     from buildflow.engine.retrying import RetryingEngine
     from buildflow.model import Pipeline
@@ -98,11 +100,20 @@ def lookup_engine(engine: Engine) -> RetryingEngine:
     return RetryingEngine(engine, RetryPolicy())
 
 
-def buildx(timeout: int = 1800) -> BuildxEngine:
-    """The buildx engine (nothing is started until it is used)."""
+PUSH_FROM = "BUILDFLOW_PUSH_FROM"  # "buildkit": the docker driver pushes from BuildKit too (bench/build_tree.py)
+
+
+def buildx(timeout: int = 1800, info: BuilderInfo | None = None) -> BuildxEngine:
+    """The buildx engine of a builder, the current one by default (nothing is started until it is used)."""
     from buildflow.engine.buildx import BuildxEngine
 
-    return BuildxEngine(timeout=timeout, on_output=_builder_output, on_request_retry=_request_retried)
+    return BuildxEngine(
+        timeout=timeout,
+        info=info,
+        push_from_buildkit=os.environ.get(PUSH_FROM) == "buildkit",
+        on_output=_builder_output,
+        on_request_retry=_request_retried,
+    )
 
 
 def _request_retried(host: str, error: str, wait: float) -> None:

@@ -6,6 +6,7 @@ engine only carries them out.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ def build_request(
     root: Path,
     options: BuildOptions,
     source_date_epoch: str = "",
+    registry_cache: bool = True,
 ) -> BuildRequest:
     """The request for `target`, given the reference each parent was built as (by target id).
 
@@ -83,7 +85,7 @@ def build_request(
         args[BASE_IMAGE_ARG] = parents[from_parents[0]]
     if source_date_epoch:
         args[SOURCE_DATE_EPOCH] = source_date_epoch
-    cache_from, cache_to = cache_settings(target, registry=registry, root=root)
+    cache_from, cache_to = cache_settings(target, registry=registry, root=root, registry_cache=registry_cache)
     return BuildRequest(
         target_id=target.id,
         context=target.context,
@@ -119,10 +121,13 @@ def _build_contexts(target: Target, parents: Mapping[str, str], from_parents: li
 
 
 def cache_settings(
-    target: Target, *, registry: str, root: Path
+    target: Target, *, registry: str, root: Path, registry_cache: bool = True
 ) -> tuple[tuple[Mapping[str, str], ...], Mapping[str, str] | None]:
-    """cache-from and cache-to for a target's cache policy (a failed cache export never fails a build)."""
+    """cache-from and cache-to for a target's cache policy (a failed cache export never fails a build). A builder
+    that cannot export registry cache (the docker driver on the classic store) gets inline cache instead."""
     policy, name = target.cache, slug(target.id)
+    if policy.type == "registry" and not registry_cache:
+        policy = dataclasses.replace(policy, type="inline")
     if policy.type == "registry" and (policy.ref or registry):
         ref = policy.ref_for(registry, name)
         return ({"type": "registry", "ref": ref},), {

@@ -115,6 +115,7 @@ class TargetLife:
             root=self.pipeline.root,
             options=self.state.options.build,
             source_date_epoch=epoch,
+            registry_cache=self.builder.info.registry_cache,
         )
         outcome = self.outcome
         outcome.reference = request.tags[0]

@@ -55,7 +55,9 @@ def cache_policy(spec: TargetSpec, registry: str) -> CachePolicy:
     """Registry cache by default when a registry is set, else none; empty ref and dir mean the defaults."""
     declared = spec.get("cache", "registry" if registry else "none")
     settings = {"type": declared} if isinstance(declared, str) else declared
-    return CachePolicy(settings["type"], settings.get("ref", ""), settings.get("mode", "max"), settings.get("dir", ""))
+    return CachePolicy(
+        settings["type"], settings.get("ref", ""), settings.get("mode", "max"), settings.get("dir", ""), "cache" in spec
+    )
 
 
 def tests_policy(spec: TargetSpec) -> TestPolicy:
