@@ -71,7 +71,7 @@ def test_the_classic_image_store_builds_pushes_and_reuses(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
     targets = project.targets()
     assert {target["builder"] for target in targets.values()} == {"buildflow-classic"}
-    for name, target in targets.items():
+    for target in targets.values():
         assert registry_digest(target["reference"]) == target["digest"]  # the digest the registry holds
     for tag in RELEASE_TAGS["leaf"]:
         assert registry_digest(f"{project.ref(tag)}") == targets["leaf"]["digest"]
