@@ -13,7 +13,7 @@ from typing import NoReturn
 import click
 
 from buildflow import __version__, log
-from buildflow.cli import build, checks, inspect
+from buildflow.cli import build, builders, checks, inspect
 from buildflow.cli.loading import state
 from buildflow.errors import EXIT_INTERNAL, EXIT_INVALID, BuildflowError
 
@@ -52,6 +52,8 @@ def cli(context: click.Context) -> None:
       buildflow build --since origin/main      only what changed since a commit, and its children
       buildflow build --max-age 7d             nightly: also rebuild images older than a week
       buildflow build --lint=error             fail on Dockerfile lint findings before building
+      buildflow build --builder buildflow-2    build on another engine (repeat --builder to use several)
+      buildflow builders --all                 every docker context and buildx builder, and what each can do
       buildflow lint                           hadolint on every Dockerfile, file:line per finding
       buildflow test app                       run app's image tests (and inherited ones) again
       buildflow schema > pipeline.schema.json  JSON Schema for editors
@@ -69,6 +71,7 @@ for _command in (
     inspect.status,
     inspect.graph,
     build.build,
+    builders.builders,
     checks.lint,
     checks.test_images,
     inspect.schema,

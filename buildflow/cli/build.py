@@ -13,6 +13,7 @@ import click
 from buildflow.cli.loading import buildx, load_plan, lookup_engine
 from buildflow.cli.options import (
     PipelineOptions,
+    builder_option,
     check_age,
     check_report_paths,
     max_age_seconds,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="How many builds run at once; a target starts as soon as its own parents are built.",
 )
+@builder_option
 @click.option(
     "--keep-going",
     is_flag=True,
@@ -116,6 +118,7 @@ def build(
     downstream: Sequence[str],
     since: str | None,
     jobs: int,
+    builder_names: Sequence[str],
     keep_going: bool,
     push: bool,
     no_cache: bool,
@@ -154,6 +157,7 @@ def build(
         run_options = _run_options(
             the_plan,
             jobs=jobs,
+            builders=_builders_unless_interrupted(the_plan, builder_names, jobs),
             keep_going=keep_going,
             build=BuildOptions(push, no_cache, pull),
             retries=retries,
@@ -194,10 +198,26 @@ def _plan_unless_interrupted(
         raise Interrupted(f"buildflow: interrupted by {stopped}; nothing was built", stopped.number) from None
 
 
+def _builders_unless_interrupted(plan: Plan, names: Sequence[str], jobs: int) -> tuple[str, ...]:
+    """The builders named (--builder, else the file's builders:), each checked to be here (exit 2) and to answer
+    (exit 1) before anything is built. None named: () for the current builder, checked before its first build
+    only, so that a run that reuses everything never starts docker."""
+    from buildflow.run.builders import select_builders
+    from buildflow.run.session import RunInterrupted
+
+    if not names and not plan.pipeline.builders:
+        return ()
+    try:
+        return tuple(builder.name for builder in select_builders(plan.pipeline, names, jobs))
+    except RunInterrupted as stopped:
+        raise Interrupted(f"buildflow: interrupted by {stopped}; nothing was built", stopped.number) from None
+
+
 def _run_options(
     plan: Plan,
     *,
     jobs: int,
+    builders: tuple[str, ...],
     keep_going: bool,
     build: BuildOptions,
     retries: int | None,
@@ -215,6 +235,7 @@ def _run_options(
 
     return RunOptions(
         jobs=jobs,
+        builders=builders,
         keep_going=keep_going,
         build=build,
         retry=dataclasses.replace(plan.pipeline.retry, attempts=retries) if retries else None,

@@ -110,6 +110,18 @@ def rebuild_options(command: Command) -> Command:
     )(command)
 
 
+def builder_option(command: Command) -> Command:
+    """--builder NAME (repeatable): the builders to use; the command receives them as `builder_names`."""
+    return click.option(
+        "--builder",
+        "builder_names",
+        multiple=True,
+        metavar="NAME",
+        help="A docker context or buildx builder; repeat to spread the run over several. "
+        "Default: the pipeline's builders:, else the current one (see buildflow builders).",
+    )(command)
+
+
 def output_file(flag: str, metavar: str, help_text: str) -> Callable[[Command], Command]:
     """An option naming a report file to write; the command receives it as `<flag>_path`."""
     return click.option(

@@ -99,6 +99,14 @@ class RebuildSpec(TypedDict, total=False):
     max_age: str
 
 
+class BuilderEntrySpec(TypedDict, total=False):
+    """One entry of `builders:`: a docker context or buildx builder, its jobs and platforms."""
+
+    name: Required[str]
+    jobs: int
+    platforms: list[str]
+
+
 class PipelineSpec(TypedDict, total=False):
     """A whole validated pipeline file."""
 
@@ -108,6 +116,7 @@ class PipelineSpec(TypedDict, total=False):
     defaults: TargetSpec
     retry: RetrySpec
     rebuild: RebuildSpec
+    builders: list[BuilderEntrySpec]
     targets: Required[dict[str, TargetSpec]]
 
 
@@ -264,6 +273,11 @@ def _size_message(error: Any, node: dict[str, Any]) -> str | None:
     return f"expected {node['x-expected']}" if "x-expected" in node else None
 
 
+def _bound_message(error: Any, node: dict[str, Any]) -> str | None:
+    """A number out of its range, said with the range in words where the schema gives them."""
+    return f"expected {node['x-expected']}, got {_describe(error.instance)}" if "x-expected" in node else None
+
+
 _MESSAGES: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
     "Type": _type_message,
     "Enum": _enum_message,
@@ -273,6 +287,8 @@ _MESSAGES: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
     "MinProperties": _size_message,
     "MaxProperties": _size_message,
     "MinItems": _size_message,
+    "Minimum": _bound_message,
+    "Maximum": _bound_message,
 }
 
 

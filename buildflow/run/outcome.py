@@ -44,6 +44,7 @@ class RunOptions:
     max_age: float | None = None  # seconds; older images are built again
     source_date_epoch: str = ""  # for targets never built before; a rebuild keeps its record's
     layer_cache: Path | None = None  # where layer listings are kept between runs; None: in memory only
+    builders: tuple[str, ...] = ()  # the builders chosen (--builder, the file's builders:); empty: the current one
 
 
 @dataclass

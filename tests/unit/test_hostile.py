@@ -207,6 +207,25 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     ),
     "variable-name-invalid.yaml": (":3: vars.1st: invalid name '1st'", ":3: vars.my-var: invalid name 'my-var'"),
     "secret-env-invalid.yaml": (":4: targets.base.secrets.token.env: '1 TOKEN' is not allowed here; expected an",),
+    # builders
+    "builders-duplicate-name.yaml": (
+        ":6: builders[2].name: builder 'buildflow-2' is named twice (first as builders[0]); name each builder once",
+    ),
+    "builders-jobs-zero.yaml": (
+        ":4: builders[0].jobs: expected a number of builds at once, from 1 to 64 (leave jobs out for --jobs), got the "
+        "number 0",
+        ":5: builders[1].jobs: expected a number of builds at once, from 1 to 64 (leave jobs out for --jobs), got the "
+        "number -2",
+    ),
+    "builders-platform-uncovered.yaml": (
+        ":8: targets.app.platforms[1]: no builder builds 'linux/riscv64' (the builders list linux/amd64, "
+        "linux/arm64/v8); add it to a builder's platforms: (one without platforms: builds any)",
+    ),
+    "builders-entry-shape.yaml": (
+        ":4: builders[0]: missing required key 'name'",
+        ":5: builders[1].job: unknown key — did you mean 'jobs'?",
+        ":6: builders[2]: expected a mapping with name, jobs, platforms, got the string 'buildflow-3'",
+    ),
 }
 
 # Cases that would hang or fill the memory if their fix regressed run only as processes, under a timeout.

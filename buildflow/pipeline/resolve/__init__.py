@@ -8,12 +8,13 @@ from pathlib import Path
 from buildflow.errors import Problem
 from buildflow.model import Pipeline, Target
 from buildflow.pipeline.resolve.budget import LimitExceeded
+from buildflow.pipeline.resolve.builders import check_builders
 from buildflow.pipeline.resolve.edges import index_tags, infer_edges
 from buildflow.pipeline.resolve.expand import expand_target
 from buildflow.pipeline.resolve.freeze import BaseResolver, base_digests, freeze_images
 from buildflow.pipeline.resolve.order import image_order, template_order
 from buildflow.pipeline.resolve.render import base_scope, render_images
-from buildflow.pipeline.resolve.settings import rebuild_policy, retry_policy
+from buildflow.pipeline.resolve.settings import builder_specs, rebuild_policy, retry_policy
 from buildflow.pipeline.resolve.state import State, start
 from buildflow.pipeline.spec import PipelineSpec
 
@@ -41,6 +42,7 @@ def resolve(
             state.images[name] = expand_target(state, name, scope)
         images = [image for name in state.specs for image in state.images.get(name, [])]
         render_images(state, images)
+        check_builders(state, images)
         index_tags(state, images)
         infer_edges(state, images)
         order = image_order(state, images)
@@ -53,6 +55,7 @@ def resolve(
 
 
 def _pipeline(state: State, targets: dict[str, Target], order: list[list[str]]) -> Pipeline:
-    """The resolved pipeline with its retry and rebuild policies."""
+    """The resolved pipeline with its retry and rebuild policies and its builders."""
     retry, rebuild = retry_policy(state.spec.get("retry", {})), rebuild_policy(state.spec.get("rebuild", {}))
-    return Pipeline(state.file, state.root, state.registry, targets, order, retry, rebuild)
+    builders = builder_specs(state.spec.get("builders", []))
+    return Pipeline(state.file, state.root, state.registry, targets, order, retry, rebuild, builders)

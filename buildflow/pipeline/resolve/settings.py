@@ -1,12 +1,13 @@
-"""The settings no template reaches: a target's secrets, cache, tests, lint and budget; the pipeline's policies."""
+"""The settings no template reaches: a target's secrets, cache, tests, lint and budget; the pipeline's policies
+and builders."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from buildflow.model import CachePolicy, LintPolicy, RebuildPolicy, RetryPolicy, Secret, TestPolicy
-from buildflow.pipeline.spec import RebuildSpec, RetrySpec, TargetSpec
+from buildflow.model import BuilderSpec, CachePolicy, LintPolicy, RebuildPolicy, RetryPolicy, Secret, TestPolicy
+from buildflow.pipeline.spec import BuilderEntrySpec, RebuildSpec, RetrySpec, TargetSpec
 from buildflow.pipeline.variables import as_text
 from buildflow.sizes import parse_size
 
@@ -102,3 +103,8 @@ def retry_policy(spec: RetrySpec) -> RetryPolicy:
 def rebuild_policy(spec: RebuildSpec) -> RebuildPolicy:
     """The rebuild settings (max_age is checked by the schema)."""
     return RebuildPolicy(follow_bases=spec.get("follow_bases", True), max_age=spec.get("max_age", ""))
+
+
+def builder_specs(declared: Sequence[BuilderEntrySpec]) -> tuple[BuilderSpec, ...]:
+    """The pipeline's `builders:` (jobs 0: as --jobs; no platforms: any)."""
+    return tuple(BuilderSpec(b["name"], b.get("jobs", 0), tuple(b.get("platforms", ()))) for b in declared)

@@ -1,0 +1,102 @@
+"""Choosing the builders of a run: the --builder names, else the pipeline's `builders:`, else the current builder;
+each one checked to exist and to answer before anything is built."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from buildflow.engine.builders import BuilderInfo, available, describe
+from buildflow.errors import EngineUnavailable, UsageError, did_you_mean
+from buildflow.model import BuilderSpec, Pipeline
+
+Describe = Callable[[str], BuilderInfo]
+Available = Callable[[], list[str]]
+_NUMBERED_ENGINE = re.compile(r"buildflow-(\d+)")  # the extra engines of scripts/engine.sh up --engines N
+
+
+@dataclass(frozen=True)
+class Builder:
+    """A builder of a run: as named (jobs resolved) and as it answered."""
+
+    spec: BuilderSpec
+    info: BuilderInfo
+
+    @property
+    def name(self) -> str:
+        """As the user named it ("" for the current builder)."""
+        return self.spec.name
+
+
+def builder_specs(pipeline: Pipeline | None, cli_names: Sequence[str], jobs: int) -> list[BuilderSpec]:
+    """The builders asked for: --builder names (each with --jobs), else the file's (jobs 0: --jobs), else the
+    current builder; a name given twice on the command line is a UsageError."""
+    for index, name in enumerate(cli_names):
+        if name in cli_names[:index]:
+            raise UsageError(f"--builder {name} is given twice; name each builder once")
+    if cli_names:
+        return [BuilderSpec(name, jobs) for name in cli_names]
+    if pipeline is not None and pipeline.builders:
+        return [replace(spec, jobs=spec.jobs or jobs) for spec in pipeline.builders]
+    return [BuilderSpec("", jobs)]
+
+
+def check_names(specs: Sequence[BuilderSpec], here: Sequence[str]) -> None:
+    """Every named builder is a docker context or buildx builder here, else a UsageError that lists them."""
+    for spec in specs:
+        if spec.name and spec.name not in here:
+            listing = ", ".join(here) or "none (docker context ls and docker buildx ls list nothing)"
+            raise UsageError(
+                f"unknown builder '{spec.name}'; the builders here are: {listing}{did_you_mean(spec.name, here)}"
+            )
+
+
+def describe_builders(specs: Sequence[BuilderSpec], describe: Describe = describe) -> list[Builder]:
+    """Each builder as it answers now (asked at the same time: a builder that does not answer may take seconds)."""
+    if len(specs) == 1:
+        return [Builder(specs[0], describe(specs[0].name))]
+    with ThreadPoolExecutor(max_workers=min(len(specs), 8)) as pool:
+        infos = list(pool.map(describe, [spec.name for spec in specs]))
+    return [Builder(spec, info) for spec, info in zip(specs, infos, strict=True)]
+
+
+def select_builders(
+    pipeline: Pipeline | None,
+    cli_names: Sequence[str],
+    jobs: int,
+    describe: Describe = describe,
+    available: Available = available,
+) -> list[Builder]:
+    """The builders of a run, each one known here (else UsageError, exit 2) and answering (else
+    EngineUnavailable, exit 1). `pipeline` None: no pipeline file (only --builder names or the current builder)."""
+    specs = builder_specs(pipeline, cli_names, jobs)
+    if any(spec.name for spec in specs):
+        check_names(specs, available())
+    chosen = describe_builders(specs, describe)
+    for builder in chosen:
+        if not builder.info.answers:
+            raise EngineUnavailable(not_answering(builder.info))
+    return chosen
+
+
+def not_answering(info: BuilderInfo) -> str:
+    """Why a builder cannot be used, and what to do: start it, or look at it."""
+    name = info.name or info.resolved or "default"
+    return (
+        f"builder {name} does not answer ({info.error or 'no reason given'}): start it ({_how_to_start(name)}) "
+        f"or check docker buildx inspect {name}"
+    )
+
+
+def _how_to_start(name: str) -> str:
+    """The engine.sh command that starts an engine of this machine's set, or the rule for them."""
+    numbered = _NUMBERED_ENGINE.fullmatch(name)
+    if numbered:
+        return f"scripts/engine.sh up --engines {numbered[1]}"
+    if name == "buildflow-classic":
+        return "scripts/engine.sh up --classic"
+    if name == "default":
+        return "scripts/engine.sh up"
+    return "scripts/engine.sh up --engines N for buildflow-N"
