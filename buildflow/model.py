@@ -57,7 +57,7 @@ class CachePolicy:
     ref: str = ""
     mode: str = "max"
     dir: str = ""
-    explicit: bool = False  # written in the file (on the target or under defaults), not buildflow's default
+    written_at: str = ""  # the field that sets it (targets.NAME.cache, defaults.cache); "" for buildflow's default
 
     def ref_for(self, registry: str, target: str) -> str:
         """The registry cache reference: the declared one, or REGISTRY/buildcache:TARGET."""

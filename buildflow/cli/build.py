@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from buildflow.plan.planner import Plan
     from buildflow.run.naming import BuildOptions
     from buildflow.run.outcome import RunOptions, RunResult
+    from buildflow.run.pool import BuilderUse
     from buildflow.run.session import EventsView, Interruption
 
 
@@ -148,16 +149,18 @@ def build(
     """
     from buildflow.output.report import summary_table
     from buildflow.run.naming import BuildOptions
-    from buildflow.run.session import Interruption, run_build
+    from buildflow.run.session import Interruption, Session, run_build
 
     check_report_paths({"--report": report_path, "--junit": junit_path, "--summary": summary_path})
     engine = buildx(timeout)
     with Interruption(engine, run_timeout=run_timeout or "") as interruption:
         the_plan = _plan_unless_interrupted(options, (targets, downstream, since), engine, no_follow_bases)
+        uses = _builders_unless_interrupted(the_plan, builder_names, jobs, timeout)
+        _check_cache(the_plan, uses, engine, str(options.file))
         run_options = _run_options(
             the_plan,
             jobs=jobs,
-            builders=_builders_unless_interrupted(the_plan, builder_names, jobs),
+            builders=tuple(use.name for use in uses),
             keep_going=keep_going,
             build=BuildOptions(push, no_cache, pull),
             retries=retries,
@@ -165,10 +168,8 @@ def build(
             force_targets=force_targets,
             max_age=max_age,
         )
-        view = _progress_view(progress, options)
-        result = run_build(
-            the_plan, engine, run_options, lint_mode=lint_mode, wait=wait, interruption=interruption, view=view
-        )
+        session = Session(lint_mode, wait, _progress_view(progress, options), uses)
+        result = run_build(the_plan, engine, run_options, interruption=interruption, session=session)
         click.echo(summary_table(result))
         _write_reports(the_plan, result, report_path, junit_path, summary_path)
     _exit_unless_done(result, interruption)
@@ -198,19 +199,32 @@ def _plan_unless_interrupted(
         raise Interrupted(f"buildflow: interrupted by {stopped}; nothing was built", stopped.number) from None
 
 
-def _builders_unless_interrupted(plan: Plan, names: Sequence[str], jobs: int) -> tuple[str, ...]:
+def _builders_unless_interrupted(plan: Plan, names: Sequence[str], jobs: int, timeout: int) -> list[BuilderUse]:
     """The builders named (--builder, else the file's builders:), each checked to be here (exit 2) and to answer
-    (exit 1) before anything is built. None named: () for the current builder, checked before its first build
-    only, so that a run that reuses everything never starts docker."""
+    (exit 1) before anything is built, with an engine each. None named: [] for the current builder, described
+    before its first build only, so that a run that reuses everything never starts docker."""
     from buildflow.run.builders import select_builders
+    from buildflow.run.pool import BuilderUse
     from buildflow.run.session import RunInterrupted
 
     if not names and not plan.pipeline.builders:
-        return ()
+        return []
     try:
-        return tuple(builder.name for builder in select_builders(plan.pipeline, names, jobs))
+        chosen = select_builders(plan.pipeline, names, jobs)
     except RunInterrupted as stopped:
         raise Interrupted(f"buildflow: interrupted by {stopped}; nothing was built", stopped.number) from None
+    return [BuilderUse(b.name, buildx(timeout, b.info), b.info, b.spec.jobs, b.spec.platforms) for b in chosen]
+
+
+def _check_cache(plan: Plan, uses: Sequence[BuilderUse], engine: BuildxEngine, display: str) -> None:
+    """A build cache the file asks for that a builder cannot export stops the run before anything is built; the
+    current builder is asked (docker) only when the file asks for such a cache."""
+    from buildflow.run.builders import asks_exported_cache, check_cache
+
+    if uses:
+        check_cache(plan, [use.info for use in uses if use.info], display)
+    elif asks_exported_cache(plan):
+        check_cache(plan, [engine.info], display)
 
 
 def _run_options(

@@ -4,6 +4,7 @@ through the registry client."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from buildflow.engine.base import (
     TestRequest,
     TestRun,
 )
-from buildflow.engine.builders import BuilderInfo
+from buildflow.engine.builders import BuilderInfo, describe
 from buildflow.engine.docker import (
     DEFAULT_TIMEOUT,
     KILLED,
@@ -61,9 +62,11 @@ class BuildxEngine:
         on_request_retry: RequestRetry | None = None,
     ):
         self.timeout = timeout
-        self.info = info or BuilderInfo("")
-        self.docker = Docker(context=self.info.context, builder=self.info.builder, timeout=timeout)
-        self.push_from_buildkit = push_from_buildkit or not self.info.local_images
+        self._info = info
+        self.docker = Docker(
+            context=info.context if info else "", builder=info.builder if info else "", timeout=timeout
+        )
+        self._push_from_buildkit = push_from_buildkit
         self.registry = RegistryClient(on_retry=on_request_retry)
         self.on_output = on_output or (lambda target, line: None)
         self.checked = False
@@ -77,6 +80,16 @@ class BuildxEngine:
                 raise EngineUnavailable(
                     f"the Docker engine is not usable ({reason}); start one, e.g. scripts/engine.sh up"
                 ) from None
+
+    @functools.cached_property
+    def info(self) -> BuilderInfo:
+        """What this builder can do: as given, or the current builder described on first use (docker asked)."""
+        return self._info or describe("")
+
+    @property
+    def push_from_buildkit(self) -> bool:
+        """True when BuildKit pushes the images itself: a builder without an image store, or when asked to."""
+        return self._push_from_buildkit or not self.info.local_images
 
     def answers(self) -> bool:
         """True when the engine and buildx answer now (asked after a build failed in a way that could be it)."""

@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 
 from buildflow.engine.builders import BuilderInfo, available, describe
 from buildflow.errors import EngineUnavailable, UsageError, did_you_mean
-from buildflow.model import BuilderSpec, Pipeline
+from buildflow.model import BuilderSpec, Pipeline, Target
+from buildflow.plan.planner import Plan
 
 Describe = Callable[[str], BuilderInfo]
 Available = Callable[[], list[str]]
@@ -100,3 +101,35 @@ def _how_to_start(name: str) -> str:
     if name == "default":
         return "scripts/engine.sh up"
     return "scripts/engine.sh up --engines N for buildflow-N"
+
+
+EXPORTED_CACHES = ("registry", "local")  # cache types a builder must export itself (inline rides in the image)
+
+
+def asks_exported_cache(plan: Plan) -> bool:
+    """True when the file asks some target for a cache the builder must export (registry or local)."""
+    return any(step.target.cache.written_at and step.target.cache.type in EXPORTED_CACHES for step in plan.steps)
+
+
+def check_cache(plan: Plan, infos: Sequence[BuilderInfo], display: str) -> None:
+    """A cache the file asks for that a builder of the run cannot export: a UsageError (exit 2), one line per
+    field that asks for it, before anything is built. A cache buildflow chose itself falls back to inline."""
+    unable = [info for info in infos if not info.registry_cache]
+    if not unable or not asks_exported_cache(plan):
+        return
+    names = ", ".join(info.name or "the current builder" for info in unable)
+    fields = sorted(
+        {step.target.cache.written_at: step.target.cache.type for step in plan.steps if _exported(step.target)}.items()
+    )
+    raise UsageError(
+        "\n".join(
+            f"{display}: {field}: {kind} cache is asked for, but {names} (docker driver, classic image store) cannot "
+            "export build cache; use cache: inline, or build on a builder with the containerd image store"
+            for field, kind in fields
+        )
+    )
+
+
+def _exported(target: Target) -> bool:
+    """True when the file asks this target for a cache its builder must export."""
+    return bool(target.cache.written_at) and target.cache.type in EXPORTED_CACHES

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from buildflow.engine.base import Engine, EngineError
-from buildflow.engine.builders import BuilderInfo
 from buildflow.engine.retrying import RetryingEngine
 from buildflow.model import RetryPolicy
 from buildflow.plan.planner import Plan
@@ -39,7 +38,7 @@ class Scheduler:
     ) -> None:
         policy = options.retry or plan.pipeline.retry
         lookups = dataclasses.replace(policy, attempts=min(policy.attempts, 3))
-        uses = builders or [BuilderUse("", engine, getattr(engine, "info", None) or BuilderInfo(""), options.jobs)]
+        uses = builders or [BuilderUse("", engine, None, options.jobs)]
         self.state = RunState(
             plan=plan,
             options=options,

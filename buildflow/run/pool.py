@@ -18,7 +18,7 @@ class BuilderUse:
 
     name: str
     engine: Engine
-    info: BuilderInfo
+    info: BuilderInfo | None  # None: asked of the engine when first needed (the current builder)
     jobs: int
     platforms: tuple[str, ...] = ()
 
@@ -29,12 +29,21 @@ class PoolBuilder:
 
     name: str  # "" for the current builder
     engine: RetryingEngine
-    info: BuilderInfo
+    known: BuilderInfo | None  # what it can do, when already asked; else asked of its engine on first use
     jobs: int
     platforms: tuple[str, ...] = ()  # what it builds natively, as the pipeline declares
     running: int = 0
     alive: bool = True
     built: set[str] = field(default_factory=set)  # targets built here: their layers are in its cache
+    cache_noted: bool = False  # the log said it gets inline cache instead of registry cache
+
+    @property
+    def info(self) -> BuilderInfo:
+        """What it can do: as described when the run was set up, else as its engine finds out (once, lazily, so
+        that a run that builds nothing never asks docker)."""
+        if self.known is None:
+            self.known = getattr(self.engine.engine, "info", None) or BuilderInfo(self.name)
+        return self.known
 
     @property
     def free(self) -> bool:

@@ -4,8 +4,9 @@ the scheduler run; SIGINT and SIGTERM end it cleanly in every phase, the wait fo
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -21,6 +22,7 @@ from buildflow.run.failures import FailureKind
 from buildflow.run.lock import RunLock, lock_path
 from buildflow.run.naming import repository
 from buildflow.run.outcome import Events, Outcome, RunOptions, RunResult, Status
+from buildflow.run.pool import BuilderUse
 
 EventsView = Callable[[], AbstractContextManager[Events | None]]
 """Opens the sink of a run's events (the command line's progress view) for the time the scheduler runs."""
@@ -81,22 +83,27 @@ class Interruption:
             raise RunInterrupted(number, self.reason)
 
 
+@dataclass(frozen=True)
+class Session:
+    """How a build runs around its scheduler: the lint mode, whether to wait for the lock, where its events go,
+    and the builders (none: the current one)."""
+
+    lint_mode: str = "warn"
+    wait: bool = True
+    view: EventsView | None = None
+    builders: Sequence[BuilderUse] = ()
+
+
 def run_build(
-    plan: Plan,
-    engine: Engine,
-    options: RunOptions,
-    *,
-    lint_mode: str,
-    wait: bool,
-    interruption: Interruption,
-    view: EventsView | None = None,
+    plan: Plan, engine: Engine, options: RunOptions, *, interruption: Interruption, session: Session = Session()
 ) -> RunResult:
     """Lint, take the run lock, run the plan: the result, lint findings included (interruption.number says whether
     a signal stopped it)."""
     try:
-        findings = lint_before_build(plan, lint_mode)
-        with run_lock(plan, wait):
-            result = _run(plan, engine, options, view or _no_view, interruption)
+        findings = lint_before_build(plan, session.lint_mode)
+        with run_lock(plan, session.wait):
+            view = session.view or _no_view
+            result = _run(plan, engine, options, view, interruption, builders=session.builders)
     except RunInterrupted as stopped:
         return not_started(plan, stopped.reason)
     result.lint = tuple(findings)
@@ -140,14 +147,36 @@ def _no_view() -> AbstractContextManager[Events | None]:
     return nullcontext()
 
 
-def _run(plan: Plan, engine: Engine, options: RunOptions, view: EventsView, interruption: Interruption) -> RunResult:
-    """Run the scheduler, its events sent to the view; a signal meanwhile interrupts it."""
+def _run(
+    plan: Plan,
+    engine: Engine,
+    options: RunOptions,
+    view: EventsView,
+    interruption: Interruption,
+    *,
+    builders: Sequence[BuilderUse],
+) -> RunResult:
+    """Run the scheduler on the builders, its events sent to the view; a signal meanwhile interrupts it."""
     with view() as events:
-        scheduler = Scheduler(plan, engine, options, events=events)
+        scheduler = Scheduler(plan, engine, options, events=events, builders=_usable(builders, options))
         interruption.scheduler = scheduler  # from now on a signal interrupts the scheduler, even once it is done
         if interruption.number:  # a signal came just before: the run starts interrupted and does nothing
             scheduler.interrupt(interruption.reason)
         return scheduler.run()
+
+
+def _usable(builders: Sequence[BuilderUse], options: RunOptions) -> Sequence[BuilderUse]:
+    """The builders a run can use: without a registry to exchange images through (--no-push), only the first."""
+    if options.build.push or len(builders) <= 1:
+        return builders
+    log.event(
+        "warning",
+        "builders.local_run",
+        builder=builders[0].name,
+        unused=[use.name for use in builders[1:]],
+        why="--no-push keeps images in one engine's store, where children build on them",
+    )
+    return builders[:1]
 
 
 def run_lock(plan: Plan, wait: bool) -> RunLock:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+from buildflow import log
 from buildflow.engine.base import EngineError
 from buildflow.quality.summary import SizeSummary, over_budget
 from buildflow.references import pinned
@@ -117,6 +118,7 @@ class TargetLife:
             source_date_epoch=epoch,
             registry_cache=self.builder.info.registry_cache,
         )
+        self._note_inline_cache()
         outcome = self.outcome
         outcome.reference = request.tags[0]
         self.state.by_reference[outcome.reference] = outcome
@@ -128,6 +130,14 @@ class TargetLife:
             result.cached_steps,
         )
         outcome.pushed = result.pushed
+
+    def _note_inline_cache(self) -> None:
+        """Say once per builder that registry cache becomes inline cache there (the classic image store)."""
+        builder = self.builder
+        if self.target.cache.type == "registry" and not builder.info.registry_cache and not builder.cache_noted:
+            builder.cache_noted = True
+            why = "the docker driver on the classic image store cannot export build cache"
+            log.event("info", "builder.cache", builder=builder.shown, cache="inline", why=why)
 
     def _check_secrets(self) -> None:
         """Every declared secret must have a value to hand to the build (the value itself is never read)."""

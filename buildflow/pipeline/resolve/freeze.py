@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from buildflow.errors import format_path
 from buildflow.model import Target
 from buildflow.pipeline.dockerignore import IgnoreFileError
 from buildflow.pipeline.fingerprint import ContextError, context_digest, file_digest, target_fingerprint
@@ -64,7 +65,10 @@ class _Freezer:
         key = "" if SETTING_KEYS.isdisjoint(self.state.raw[name]) else name
         if key not in self.shared:
             state = self.state
-            self.shared[key] = target_settings(state.specs[name], state.registry, state.spec.get("defaults", {}))
+            cache_field = format_path(state.setting_path(name, "cache"))
+            self.shared[key] = target_settings(
+                state.specs[name], state.registry, state.spec.get("defaults", {}), cache_field
+            )
         return self.shared[key]
 
     def _fingerprint(self, image: Image, bases: Mapping[str, str], settings: Settings) -> str:

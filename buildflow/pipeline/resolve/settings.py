@@ -29,12 +29,13 @@ class Settings(NamedTuple):
     size_budget: int
 
 
-def target_settings(spec: TargetSpec, registry: str, defaults: Mapping[str, Any]) -> Settings:
-    """The settings of a target (over the defaults) in a pipeline pushing to `registry` ('' for none)."""
+def target_settings(spec: TargetSpec, registry: str, defaults: Mapping[str, Any], cache_field: str = "") -> Settings:
+    """The settings of a target (over the defaults) in a pipeline pushing to `registry` ('' for none);
+    `cache_field` is where its cache is written, if it is."""
     return Settings(
         description=spec.get("description", ""),
         secrets=secrets_from_spec(spec),
-        cache=cache_policy(spec, registry),
+        cache=cache_policy(spec, registry, cache_field),
         push=spec.get("push", bool(registry)),
         network=spec.get("network", "default"),
         tests=tests_policy(spec),
@@ -52,13 +53,12 @@ def secrets_from_spec(spec: TargetSpec) -> tuple[Secret, ...]:
     return tuple(found)
 
 
-def cache_policy(spec: TargetSpec, registry: str) -> CachePolicy:
+def cache_policy(spec: TargetSpec, registry: str, written_at: str = "") -> CachePolicy:
     """Registry cache by default when a registry is set, else none; empty ref and dir mean the defaults."""
     declared = spec.get("cache", "registry" if registry else "none")
     settings = {"type": declared} if isinstance(declared, str) else declared
-    return CachePolicy(
-        settings["type"], settings.get("ref", ""), settings.get("mode", "max"), settings.get("dir", ""), "cache" in spec
-    )
+    ref, mode, directory = settings.get("ref", ""), settings.get("mode", "max"), settings.get("dir", "")
+    return CachePolicy(settings["type"], ref, mode, directory, written_at if "cache" in spec else "")
 
 
 def tests_policy(spec: TargetSpec) -> TestPolicy:
