@@ -77,6 +77,10 @@ bench-noop: $(STAMP) engine ## Benchmark a re-run of the 21-target tree with not
 bench-gates: $(STAMP) engine ## Benchmark tests, lint and size reports on the 21-target tree beside bake plus scripted checks
 	cd bench && ../$(BIN)/python quality_gates.py
 
+.PHONY: bench-builders
+bench-builders: $(STAMP) engines ## Benchmark a wide tree on a pool of 1, 2 and 3 engines
+	cd bench && ../$(BIN)/python builders.py
+
 .PHONY: bench-reliability
 bench-reliability: $(STAMP) engine ## Pushed runs through a registry failing 30% of requests: nothing lost or half-published
 	cd bench && ../$(BIN)/python reliability.py
@@ -86,7 +90,7 @@ bench-hostile: $(STAMP) ## Every hostile pipeline file through buildflow validat
 	cd bench && ../$(BIN)/python hostile_files.py
 
 .PHONY: bench
-bench: bench-plan bench-build bench-noop bench-gates bench-reliability bench-hostile ## Run every benchmark (results in bench/RESULTS.md)
+bench: bench-plan bench-build bench-builders bench-noop bench-gates bench-reliability bench-hostile ## Run every benchmark (results in bench/RESULTS.md)
 
 .PHONY: clean
 clean: ## Remove the virtualenv and caches

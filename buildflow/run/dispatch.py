@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import queue
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -15,7 +17,7 @@ from buildflow.model import RetryPolicy
 from buildflow.plan.planner import Plan
 from buildflow.run.failures import FailureKind
 from buildflow.run.freshness import REGISTRY_CALLS, assess
-from buildflow.run.naming import content_reference, last_record_reference, record_reference
+from buildflow.run.naming import content_reference, image_parents, last_record_reference, record_reference
 from buildflow.run.outcome import Events, Outcome, RunOptions, RunResult, Status
 from buildflow.run.pool import BuilderUse, Pool, PoolBuilder
 from buildflow.run.release import release
@@ -23,6 +25,7 @@ from buildflow.run.state import RunState
 from buildflow.run.target import TargetLife
 
 Ready = list[tuple[int, str]]  # a heap of (plan order, target id)
+_HAND_ON_POLL = 0.02  # seconds between looks at images handed on while builds run
 
 
 class Scheduler:
@@ -52,6 +55,10 @@ class Scheduler:
         self.order = {step.target.id: step.order for step in plan.steps}
         self.built_on: dict[str, str] = {}  # target id -> the builder that built it
         self.avoid: dict[str, frozenset[str]] = {}  # target id -> builders it failed on because they stopped answering
+        self.handed: dict[str, str | None] = {}  # target id -> where its image is handed on: a builder, None: registry
+        self.must: dict[str, str | None] = {}  # target id -> the builder whose store holds a parent it builds on
+        self.queued: set[str] = set()  # targets made ready by their parents (not to queue them twice)
+        self.children: dict[str, list[str]] = {}
 
     def _pool_builder(self, use: BuilderUse, policy: RetryPolicy) -> PoolBuilder:
         """A builder of the pool, its engine retried with the run's policy."""
@@ -101,13 +108,14 @@ class Scheduler:
     # ---- dispatching --------------------------------------------------------------------------------------
 
     def _build_all(self) -> None:
-        """Start every target whose parents are built on a builder with a free slot, until nothing can start."""
-        waiting = {target_id: self._parents_in_plan(target_id) for target_id in self.outcomes}
-        children: dict[str, list[str]] = {target_id: [] for target_id in self.outcomes}
-        for target_id, parents in waiting.items():
-            for parent in parents:
-                children[parent].append(target_id)
-        ready = [(self.order[tid], tid) for tid, parents in waiting.items() if not parents]
+        """Start every target whose parents are handed on, on a builder with a free slot, until nothing can."""
+        for target_id in self.outcomes:
+            self.state.done[target_id] = threading.Event()
+        self.children = {target_id: [] for target_id in self.outcomes}
+        for target_id in self.outcomes:
+            for parent in self._parents_in_plan(target_id):
+                self.children[parent].append(target_id)
+        ready = [(self.order[tid], tid) for tid in self.outcomes if not self._parents_in_plan(tid)]
         heapq.heapify(ready)
         running: dict[Future[bool], tuple[str, PoolBuilder]] = {}
         slots = sum(builder.jobs for builder in self.state.pool.builders)
@@ -118,12 +126,46 @@ class Scheduler:
                 if not running:
                     self._no_builder_left(ready)
                     break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, timeout=_HAND_ON_POLL, return_when=FIRST_COMPLETED)
+                self._handed_on(ready)
                 for future in done:
                     target_id, builder = running.pop(future)
                     builder.running -= 1
                     if future.result() or not self._lost(builder, target_id, ready):
-                        self._finished(target_id, builder, children[target_id], waiting, ready)
+                        self._finished(target_id, builder, ready)
+
+    def _handed_on(self, ready: Ready) -> None:
+        """Children of images handed on (pushed, or in one builder's store) become ready when all parents are."""
+        while True:
+            try:
+                target_id, where = self.state.handed.get_nowait()
+            except queue.Empty:
+                return
+            self.handed[target_id] = where if self.handed.get(target_id, "") is not None else None
+            for child_id in self.children[target_id]:
+                self._ready_if_parents_are(child_id, ready)
+
+    def _ready_if_parents_are(self, child_id: str, ready: Ready) -> None:
+        """Queue a child whose every parent in the run is finished or handed on (image parents), and note the
+        builder it must go to when a parent is only in one builder's store."""
+        if self.outcomes[child_id].status != Status.QUEUED or child_id in self.queued:
+            return
+        images = set(image_parents(self.outcomes[child_id].target))
+        homes: set[str] = set()
+        for parent in self._parents_in_plan(child_id):
+            outcome = self.outcomes[parent]
+            if outcome.status in (Status.BUILT, Status.REUSED) and self.state.done[parent].is_set():
+                continue
+            if parent not in images or parent not in self.handed:
+                return  # an order-only parent must finish; an image parent must be handed on
+            where = self.handed[parent]
+            if where is not None:
+                homes.add(where)
+        if len(homes) > 1:
+            return  # parents in two builders' stores: wait for their pushes
+        self.must[child_id] = next(iter(homes), None)
+        self.queued.add(child_id)
+        heapq.heappush(ready, (self.order[child_id], child_id))
 
     def _start_placeable(
         self, ready: Ready, running: dict[Future[bool], tuple[str, PoolBuilder]], workers: ThreadPoolExecutor
@@ -134,7 +176,9 @@ class Scheduler:
             entry = heapq.heappop(ready)
             target_id = entry[1]
             target = self.outcomes[target_id].target
-            builder = self.state.pool.place(target, self.built_on, self.avoid.get(target_id, frozenset()))
+            builder = self.state.pool.place(
+                target, self.built_on, self.avoid.get(target_id, frozenset()), self.must.get(target_id)
+            )
             if builder is None:
                 waiting_for_a_slot.append(entry)
                 continue
@@ -154,6 +198,7 @@ class Scheduler:
         if target_id in self.avoid or not self.state.pool.alive:
             return False
         self.avoid[target_id] = frozenset({builder.name})
+        self.state.done[target_id].clear()
         error = outcome.error
         outcome.again()
         self.state.events("requeued", outcome, builder=builder.shown, error=error)
@@ -195,23 +240,14 @@ class Scheduler:
         outcome.status, outcome.started, outcome.builder = Status.RUNNING, time.time(), builder.shown
         self.state.events("started", outcome)
 
-    def _finished(
-        self,
-        target_id: str,
-        builder: PoolBuilder,
-        children: list[str],
-        waiting: dict[str, set[str]],
-        ready: Ready,
-    ) -> None:
-        """Record a finished build; make its children ready once all their parents are built, or block them."""
+    def _finished(self, target_id: str, builder: PoolBuilder, ready: Ready) -> None:
+        """Record a finished target; its children become ready once all their parents are, or are blocked."""
         outcome, events = self.outcomes[target_id], self.state.events
         if outcome.succeeded:
             self.built_on[target_id] = builder.name
             events("built" if outcome.status == Status.BUILT else "reused", outcome)
-            for child_id in children:
-                waiting[child_id].discard(target_id)
-                if not waiting[child_id] and self.outcomes[child_id].status == Status.QUEUED:
-                    heapq.heappush(ready, (self.order[child_id], child_id))
+            for child_id in self.children[target_id]:
+                self._ready_if_parents_are(child_id, ready)
             return
         if outcome.status == Status.INTERRUPTED:
             events("interrupted", outcome)

@@ -4,7 +4,7 @@ exchange between them, and a builder that stops answering leaves the pool."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from buildflow.engine.base import Engine
 from buildflow.engine.builders import BuilderInfo
@@ -34,7 +34,6 @@ class PoolBuilder:
     platforms: tuple[str, ...] = ()  # what it builds natively, as the pipeline declares
     running: int = 0
     alive: bool = True
-    built: set[str] = field(default_factory=set)  # targets built here: their layers are in its cache
     cache_noted: bool = False  # the log said it gets inline cache instead of registry cache
 
     @property
@@ -67,13 +66,19 @@ class Pool:
         """The builders that still answer."""
         return [builder for builder in self.builders if builder.alive]
 
-    def place(self, target: Target, parents_built_on: Mapping[str, str], avoid: frozenset[str]) -> PoolBuilder | None:
+    def place(
+        self, target: Target, parents_built_on: Mapping[str, str], avoid: frozenset[str], must: str | None = None
+    ) -> PoolBuilder | None:
         """The builder to build `target` on now, or None when every builder it may use is busy (or gone).
 
         A builder that builds the target's platforms natively is waited for rather than passed over; among the
         others, the one that built the target's first parent comes first (its layers are there), then the least
-        loaded. `avoid` names builders this target already failed on.
+        loaded. `avoid` names builders this target already failed on; `must` the builder whose image store holds a
+        parent it builds on (not pushed yet).
         """
+        if must is not None:
+            home = [builder for builder in self.alive if builder.name == must]
+            return home[0] if home and home[0].free else None
         usable = [builder for builder in self.alive if builder.name not in avoid] or self.alive
         native = [builder for builder in usable if _native(builder, target)]
         candidates = [builder for builder in (native or usable) if builder.free]

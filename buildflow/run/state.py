@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ class RunState:
     assessments: dict[str, Future[Assessment]] = field(default_factory=dict)
     tests: dict[str, tuple[ImageTest, ...]] = field(default_factory=dict)  # each target's tests, inherited ones too
     push_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    done: dict[str, threading.Event] = field(default_factory=dict)  # set when a target's life ends, by target id
+    handed: queue.SimpleQueue[tuple[str, str | None]] = field(default_factory=queue.SimpleQueue)  # (target, where)
     interrupted: str = ""  # the signal that interrupted the run, if one did
     stopping: bool = False
     _layer_cache: LayerCache | None = None
@@ -57,6 +60,11 @@ class RunState:
 
                 self._layer_cache = LayerCache(directory=self.options.layer_cache)
             return self._layer_cache
+
+    def hand_on(self, target_id: str, builder: str | None) -> None:
+        """Tell the dispatcher that children may start on a target's image: from the registry (builder None), or
+        from the image store of one builder, only for children placed there."""
+        self.handed.put((target_id, builder))
 
     def pushes(self, target: Target) -> bool:
         """True for a target pushed to the registry in this run (so its build record is there to check)."""

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 from buildflow import log
 from buildflow.engine.base import EngineError
+from buildflow.engine.retrying import RetryingEngine
+from buildflow.model import Target
 from buildflow.quality.summary import SizeSummary, over_budget
 from buildflow.references import pinned
 from buildflow.run.failures import Failure, FailureKind, TargetFailed
@@ -70,6 +72,7 @@ class TargetLife:
             return True
         finally:
             self.outcome.finished = time.time()
+            self.state.done[self.target.id].set()
 
     def _failed(self, failure: Failure) -> bool:
         """Record a failure; False when it is the builder's (a failure that could pass, and it no longer answers)."""
@@ -80,9 +83,10 @@ class TargetLife:
     def _live(self) -> bool:
         """Reuse, or build, test, push, measure and record; True when the image was reused."""
         outcome = self.outcome
-        parents = self._parent_references()
+        parents = parent_references(self.state, self.target, self.engine)
         record = self._reuse_or_explain(parents)
         if outcome.status == Status.REUSED:
+            self._hand_on()
             self._test_reused(record)
             self._measure(parents, record)
             return True
@@ -90,12 +94,35 @@ class TargetLife:
         epoch = record.source_date_epoch if record else self.state.options.source_date_epoch
         self._build(parents, epoch)
         self._test(outcome.built_as)  # in the builder's image store, or pulled from the registry BuildKit pushed to
+        self._hand_on()
         if self.state.pushes(self.target):
             if not outcome.pushed:
+                self._await_parents()
                 self._push()
+                self._hand_on()
             self._measure(parents)
             self._store_record(parents, epoch)
         return False
+
+    def _hand_on(self) -> None:
+        """Let children start on this image before its own life ends: once it is pushed (or reused), from the
+        registry on any builder; before its push, from this builder's image store, to children placed on it
+        (the docker driver with the containerd store, where the pushed digest is the built one)."""
+        outcome, builder = self.outcome, self.builder
+        if outcome.pushed:
+            self.state.hand_on(self.target.id, None)
+        elif builder.info.local_images and (builder.info.same_digest or not self.state.pushes(self.target)):
+            self.state.hand_on(self.target.id, builder.name)
+
+    def _await_parents(self) -> None:
+        """Before this image is pushed, every parent it was built on has finished, and succeeded (a parent handed
+        on before its push can still fail it, or its size budget)."""
+        for parent_id in image_parents(self.target):
+            if parent_id in self.state.done:
+                self.state.done[parent_id].wait()
+                parent = self.state.outcomes[parent_id]
+                if not parent.succeeded:
+                    raise failed(FailureKind.PARENT, f"parent {parent_id} failed after this image was built on it")
 
     def _fail(self, failure: Failure) -> None:
         """End the target as FAILED, or as INTERRUPTED when the run is being interrupted."""
@@ -119,6 +146,7 @@ class TargetLife:
             registry_cache=self.builder.info.registry_cache,
         )
         self._note_inline_cache()
+        self._check_local_parents(parents)
         outcome = self.outcome
         outcome.reference = request.tags[0]
         self.state.by_reference[outcome.reference] = outcome
@@ -130,6 +158,18 @@ class TargetLife:
             result.cached_steps,
         )
         outcome.pushed = result.pushed
+
+    def _check_local_parents(self, parents: Mapping[str, str]) -> None:
+        """A parent handed on from this builder's store (not pushed yet) is named by its content tag: that tag must
+        still hold exactly the image built, or the child would build on something else."""
+        outcomes = self.state.outcomes
+        for parent_id, reference in parents.items():
+            parent = outcomes.get(parent_id)
+            if parent is None or parent.pushed or "@" in reference or not self.state.pushes(parent.target):
+                continue
+            found = self.engine.local_digest(reference)
+            if found != parent.digest:
+                raise failed(FailureKind.PARENT, f"{reference} holds {found}, not {parent_id}'s {parent.digest}")
 
     def _note_inline_cache(self) -> None:
         """Say once per builder that registry cache becomes inline cache there (the classic image store)."""
@@ -253,7 +293,7 @@ class TargetLife:
         outcome.why = assessment.why
         if assessment.digest is None:
             return assessment.record
-        moved = moved_parents(assessment.record, _digests(parents))
+        moved = moved_parents(assessment.record, parent_digests(self.state, parents))
         if moved:
             outcome.why = f"parent {moved[0]} has a new digest"
             return assessment.record
@@ -271,7 +311,7 @@ class TargetLife:
     def _reuse_local(self, parents: Mapping[str, str]) -> None:
         """Without a registry: reuse the local image of this fingerprint unless a parent was just rebuilt."""
         outcomes, outcome = self.state.outcomes, self.outcome
-        rebuilt = [parent for parent in parents if parent in outcomes and outcomes[parent].status == Status.BUILT]
+        rebuilt = [parent for parent in parents if parent in outcomes and outcomes[parent].status != Status.REUSED]
         reference = content_reference(self.target, self.pipeline.registry)
         if rebuilt:
             outcome.why = f"parent {rebuilt[0]} was rebuilt"
@@ -286,7 +326,11 @@ class TargetLife:
         is then reused by the next run); a failure only costs the next run a rebuild."""
         outcome, pipeline = self.outcome, self.pipeline
         record = build_record(
-            self.target, pipeline, digest=outcome.digest, parent_digests=_digests(parents), epoch=epoch
+            self.target,
+            pipeline,
+            digest=outcome.digest,
+            parent_digests=parent_digests(self.state, parents),
+            epoch=epoch,
         )
         tests = image_tests_key(image_tests(pipeline, self.target.id, self.state.tests))
         self._put_record(dataclasses.replace(record, tests=tests, size=outcome.size))
@@ -300,34 +344,43 @@ class TargetLife:
         except EngineError as error:
             self.outcome.why += f"; its build record was not stored ({error}), so the next run builds it again"
 
-    # ---- parents ------------------------------------------------------------------------------------------
 
-    def _parent_references(self) -> dict[str, str]:
-        """How the build refers to each parent: built in this run, or already in the registry."""
-        references = {}
-        for parent_id in image_parents(self.target):
-            parent = self.state.outcomes.get(parent_id)
-            references[parent_id] = parent.built_as if parent else self._existing(parent_id)
-        return references
-
-    def _existing(self, parent_id: str) -> str:
-        """A parent outside the selection: its image from an earlier run, found by its content tag."""
-        parent = self.pipeline.targets[parent_id]
-        reference = content_reference(parent, self.pipeline.registry)
-        if not self.state.pushes(parent):
-            return reference
-        digest = self.engine.manifest_digest(reference)
-        if digest is None:
-            raise failed(
-                FailureKind.PARENT,
-                f"parent {parent_id} is not built ({reference} is not in the registry); "
-                f"select it too: buildflow build {parent_id.split('[', 1)[0]}",
-            )
-        return pinned(reference, digest)
+def _digest(reference: str) -> str:
+    """The digest a reference pins (a tag reference, for a parent kept locally, as it is)."""
+    return reference.rpartition("@")[2] if "@" in reference else reference
 
 
-def _digests(parents: Mapping[str, str]) -> dict[str, str]:
-    """The digest each parent reference pins (a tag reference, for a parent kept locally, as it is)."""
+def parent_references(state: RunState, target: Target, engine: RetryingEngine) -> dict[str, str]:
+    """How the build refers to each parent: as built (or handed on) in this run, or already in the registry."""
+    references = {}
+    for parent_id in image_parents(target):
+        parent = state.outcomes.get(parent_id)
+        references[parent_id] = parent.built_as if parent else _existing(state, parent_id, engine)
+    return references
+
+
+def parent_digests(state: RunState, parents: Mapping[str, str]) -> dict[str, str]:
+    """The digest of each parent: of this run's image (even when the build named it by its local tag), or the
+    one its reference pins (a tag, for a parent kept locally)."""
+    outcomes = state.outcomes
     return {
-        parent: reference.rpartition("@")[2] if "@" in reference else reference for parent, reference in parents.items()
+        parent: outcomes[parent].digest if parent in outcomes and outcomes[parent].digest else _digest(reference)
+        for parent, reference in parents.items()
     }
+
+
+def _existing(state: RunState, parent_id: str, engine: RetryingEngine) -> str:
+    """A parent outside the selection: its image from an earlier run, found by its content tag."""
+    pipeline = state.pipeline
+    parent = pipeline.targets[parent_id]
+    reference = content_reference(parent, pipeline.registry)
+    if not state.pushes(parent):
+        return reference
+    digest = engine.manifest_digest(reference)
+    if digest is None:
+        raise failed(
+            FailureKind.PARENT,
+            f"parent {parent_id} is not built ({reference} is not in the registry); "
+            f"select it too: buildflow build {parent_id.split('[', 1)[0]}",
+        )
+    return pinned(reference, digest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -130,3 +131,60 @@ def test_when_every_builder_is_lost_the_rest_fails_naming_them(tmp_path: Path) -
     assert result.outcomes["root"].status == Status.BUILT and not result.released
     assert all(o.status == Status.FAILED for o in leaves)
     assert any(o.error == "no builder answers any more (b1)" for o in leaves)
+
+
+class SlowPush(FakeEngine):
+    """Pushes take a while (and the root's can fail), so children start before their parent is pushed."""
+
+    def __init__(self, failing: str = "") -> None:
+        super().__init__()
+        self.failing = failing
+
+    def push(self, reference: str) -> str:
+        time.sleep(0.3)
+        if self.failing and f"/{self.failing}:" in reference:
+            raise EngineError("PUT: 400 from localhost:5000", transient=False)
+        return super().push(reference)
+
+
+CHAIN = """\
+    version: 1
+    registry: localhost:5000/t
+    targets:
+      root: {tags: ["root:1"]}
+      leaf: {from: root, tags: ["leaf:1"]}
+    """
+
+
+def test_a_child_starts_on_its_parent_in_the_same_store_while_the_parent_is_pushed(tmp_path: Path) -> None:
+    engine = SlowPush()
+    plan = make_plan(load(tmp_path, CHAIN, dockerfiles(".")), (), ())
+    result = Scheduler(plan, engine, RunOptions(retry=FAST)).run()
+    assert result.ok and result.released
+    root, leaf = result.outcomes["root"], result.outcomes["leaf"]
+    assert leaf.started < root.finished  # started before its parent's push was over
+    assert engine.requests["leaf"].args["BASE_IMAGE"] == root.reference  # its content tag, in the same store
+    record = json.loads(engine.records[f"{leaf.reference}.record"])
+    assert record["parent_digests"] == {"root": root.digest}  # the exact image, by digest
+
+
+def test_a_parent_whose_push_fails_fails_the_child_built_on_it_and_nothing_is_released(tmp_path: Path) -> None:
+    engine = SlowPush(failing="root")
+    plan = make_plan(load(tmp_path, CHAIN, dockerfiles(".")), (), ())
+    result = Scheduler(plan, engine, RunOptions(retry=FAST, keep_going=True)).run()
+    assert result.outcomes["root"].status == Status.FAILED and not result.released
+    assert result.outcomes["leaf"].status == Status.FAILED
+    assert result.outcomes["leaf"].error == "parent root failed after this image was built on it"
+    assert not any("/leaf:" in reference for reference in engine.pushed)
+
+
+def test_on_another_builder_a_child_waits_for_its_parent_to_be_pushed(tmp_path: Path) -> None:
+    fakes = [SlowPush(), SlowPush()]
+    fakes[1].registry, fakes[1].records = fakes[0].registry, fakes[0].records
+    uses = [BuilderUse("b0", fakes[0], BuilderInfo("b0"), 1), BuilderUse("b1", fakes[1], BuilderInfo("b1"), 1)]
+    plan = make_plan(load(tmp_path, WIDE, dockerfiles(".")), (), ())
+    result = Scheduler(plan, fakes[0], RunOptions(retry=FAST), builders=uses).run()
+    assert result.ok
+    root = result.outcomes["root"]
+    for request in fakes[1].requests.values():  # b1 never had the root in its store: it took it from the registry
+        assert request.args["BASE_IMAGE"] == f"localhost:5000/t/root@{root.digest}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,12 @@ class Cancellable(FakeEngine):
 
 
 def interrupt_when_started(engine: Cancellable, scheduler: Scheduler, reason: str) -> None:
-    """Interrupt the run once a child of base is building, as a signal would."""
+    """Interrupt the run once a child of base is building and base is done (children start on base while it is
+    still being pushed, so wait for its end too), as a signal would."""
     if engine.started.wait(10):
+        deadline = time.monotonic() + 10
+        while scheduler.outcomes["base"].status != Status.BUILT and time.monotonic() < deadline:
+            time.sleep(0.01)
         scheduler.interrupt(reason)
 
 
