@@ -146,6 +146,7 @@ def _target_document(outcome: Outcome) -> dict[str, Any]:
         "builder": outcome.builder or None,
         "tags": list(outcome.released),
         "started": _iso(outcome.started),
+        "handed_on": _iso(outcome.handed_on),
         "finished": _iso(outcome.finished),
         "seconds": round(outcome.seconds, 3),
         "attempts": outcome.attempts,

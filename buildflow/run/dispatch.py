@@ -56,7 +56,6 @@ class Scheduler:
         self.built_on: dict[str, str] = {}  # target id -> the builder that built it
         self.avoid: dict[str, frozenset[str]] = {}  # target id -> builders it failed on because they stopped answering
         self.handed: dict[str, str | None] = {}  # target id -> where its image is handed on: a builder, None: registry
-        self.must: dict[str, str | None] = {}  # target id -> the builder whose store holds a parent it builds on
         self.queued: set[str] = set()  # targets made ready by their parents (not to queue them twice)
         self.children: dict[str, list[str]] = {}
 
@@ -151,21 +150,25 @@ class Scheduler:
         if self.outcomes[child_id].status != Status.QUEUED or child_id in self.queued:
             return
         images = set(image_parents(self.outcomes[child_id].target))
-        homes: set[str] = set()
         for parent in self._parents_in_plan(child_id):
             outcome = self.outcomes[parent]
             if outcome.status in (Status.BUILT, Status.REUSED) and self.state.done[parent].is_set():
                 continue
             if parent not in images or parent not in self.handed:
                 return  # an order-only parent must finish; an image parent must be handed on
-            where = self.handed[parent]
-            if where is not None:
-                homes.add(where)
-        if len(homes) > 1:
+        if len(self._homes(child_id)) > 1:
             return  # parents in two builders' stores: wait for their pushes
-        self.must[child_id] = next(iter(homes), None)
         self.queued.add(child_id)
         heapq.heappush(ready, (self.order[child_id], child_id))
+
+    def _homes(self, target_id: str) -> set[str]:
+        """The builders whose stores hold parents of a target that are not pushed yet (it must go there)."""
+        found = set()
+        for parent in self._parents_in_plan(target_id):
+            where = self.handed.get(parent)
+            if where is not None and not self.state.done[parent].is_set():
+                found.add(where)
+        return found
 
     def _start_placeable(
         self, ready: Ready, running: dict[Future[bool], tuple[str, PoolBuilder]], workers: ThreadPoolExecutor
@@ -176,9 +179,12 @@ class Scheduler:
             entry = heapq.heappop(ready)
             target_id = entry[1]
             target = self.outcomes[target_id].target
-            builder = self.state.pool.place(
-                target, self.built_on, self.avoid.get(target_id, frozenset()), self.must.get(target_id)
-            )
+            homes = self._homes(target_id)
+            if len(homes) > 1:
+                waiting_for_a_slot.append(entry)
+                continue
+            must = next(iter(homes), None)
+            builder = self.state.pool.place(target, self.built_on, self.avoid.get(target_id, frozenset()), must)
             if builder is None:
                 waiting_for_a_slot.append(entry)
                 continue

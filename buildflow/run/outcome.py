@@ -67,6 +67,7 @@ class Outcome:
     tests: list[TestResult] = field(default_factory=list)
     size: SizeSummary | None = None  # the size and waste summary of a pushed image
     builder: str = ""  # the builder it was built (or reused) on; "" before it started
+    handed_on: float = 0.0  # when children could first start on its image (0: never)
 
     def again(self) -> None:
         """Queue the target again, as if it had not started (its retries are kept): its builder was lost."""

@@ -94,13 +94,17 @@ class TargetLife:
         epoch = record.source_date_epoch if record else self.state.options.source_date_epoch
         self._build(parents, epoch)
         self._test(outcome.built_as)  # in the builder's image store, or pulled from the registry BuildKit pushed to
-        self._hand_on()
+        budget = bool(self.target.size_budget)  # checked on the pushed image: children wait for it
+        if not budget:
+            self._hand_on()
         if self.state.pushes(self.target):
             if not outcome.pushed:
                 self._await_parents()
                 self._push()
+            if not budget:
                 self._hand_on()
             self._measure(parents)
+            self._hand_on()
             self._store_record(parents, epoch)
         return False
 
@@ -110,9 +114,13 @@ class TargetLife:
         (the docker driver with the containerd store, where the pushed digest is the built one)."""
         outcome, builder = self.outcome, self.builder
         if outcome.pushed:
-            self.state.hand_on(self.target.id, None)
+            where: str | None = None
         elif builder.info.local_images and (builder.info.same_digest or not self.state.pushes(self.target)):
-            self.state.hand_on(self.target.id, builder.name)
+            where = builder.name
+        else:
+            return
+        outcome.handed_on = outcome.handed_on or time.time()
+        self.state.hand_on(self.target.id, where)
 
     def _await_parents(self) -> None:
         """Before this image is pushed, every parent it was built on has finished, and succeeded (a parent handed
@@ -146,7 +154,7 @@ class TargetLife:
             registry_cache=self.builder.info.registry_cache,
         )
         self._note_inline_cache()
-        self._check_local_parents(parents)
+        check_local_parents(self.state, self.engine, parents)
         outcome = self.outcome
         outcome.reference = request.tags[0]
         self.state.by_reference[outcome.reference] = outcome
@@ -158,18 +166,6 @@ class TargetLife:
             result.cached_steps,
         )
         outcome.pushed = result.pushed
-
-    def _check_local_parents(self, parents: Mapping[str, str]) -> None:
-        """A parent handed on from this builder's store (not pushed yet) is named by its content tag: that tag must
-        still hold exactly the image built, or the child would build on something else."""
-        outcomes = self.state.outcomes
-        for parent_id, reference in parents.items():
-            parent = outcomes.get(parent_id)
-            if parent is None or parent.pushed or "@" in reference or not self.state.pushes(parent.target):
-                continue
-            found = self.engine.local_digest(reference)
-            if found != parent.digest:
-                raise failed(FailureKind.PARENT, f"{reference} holds {found}, not {parent_id}'s {parent.digest}")
 
     def _note_inline_cache(self) -> None:
         """Say once per builder that registry cache becomes inline cache there (the classic image store)."""
@@ -384,3 +380,15 @@ def _existing(state: RunState, parent_id: str, engine: RetryingEngine) -> str:
             f"select it too: buildflow build {parent_id.split('[', 1)[0]}",
         )
     return pinned(reference, digest)
+
+
+def check_local_parents(state: RunState, engine: RetryingEngine, parents: Mapping[str, str]) -> None:
+    """A parent handed on from this builder's store (not pushed yet) is named by its content tag: that tag must
+    still hold exactly the image built, or the child would build on something else."""
+    for parent_id, reference in parents.items():
+        parent = state.outcomes.get(parent_id)
+        if parent is None or parent.pushed or "@" in reference or not state.pushes(parent.target):
+            continue
+        found = engine.local_digest(reference)
+        if found != parent.digest:
+            raise failed(FailureKind.PARENT, f"{reference} holds {found}, not {parent_id}'s {parent.digest}")

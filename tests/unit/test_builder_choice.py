@@ -242,4 +242,4 @@ def test_the_documents_name_the_command() -> None:
     """README's table of commands and docs/builders.md."""
     assert "| `buildflow builders" in (REPO / "README.md").read_text()
     text = (REPO / "docs" / "builders.md").read_text()
-    assert "## Paths and the pool" in text and "--builder" in text and "builders:" in text
+    assert "## The pool" in text and "--builder" in text and "builders:" in text
