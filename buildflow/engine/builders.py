@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from buildflow.engine.base import EngineError
 from buildflow.engine.docker import Docker
@@ -26,6 +27,8 @@ RUNNING = "running"
 # Runs one docker command: (context, arguments) -> what it prints; "" is the current context. EngineError when
 # the command fails. describe() and available() take one, so that tests can answer for docker.
 Run = Callable[[str, Sequence[str]], str]
+One = TypeVar("One")
+Two = TypeVar("Two")
 
 
 @dataclass(frozen=True)
@@ -218,12 +221,22 @@ def _node(fields: dict[str, str]) -> Node:
     return Node(fields.get("Name", ""), fields.get("Status", ""), fields.get("Error", ""), version, platforms)
 
 
+def _both(first: Callable[[], One], second: Callable[[], Two]) -> tuple[One, Two]:
+    """Two docker commands at once (each is a process start): their results, or the first one's error."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        later = pool.submit(second)
+        one = first()
+        return one, later.result()
+
+
 def describe(name: str = "", run: Run = docker_output) -> BuilderInfo:
     """What the context or builder `name` ("" for the current one) is and can do now; one that does not answer
     (or does not exist) is described with answers=False and why, never raised."""
     try:
-        contexts = context_names(run)
-        inspection = parse_inspection(run("", ["buildx", "inspect", *([name] if name else [])]))
+        contexts, inspected = _both(
+            lambda: context_names(run), lambda: run("", ["buildx", "inspect", *([name] if name else [])])
+        )
+        inspection = parse_inspection(inspected)
     except EngineError as error:
         return _unknown(name, _one_line(str(error)), run)
     if (inspection.name or name) in contexts or inspection.driver == DOCKER_DRIVER:
@@ -241,14 +254,39 @@ def describe(name: str = "", run: Run = docker_output) -> BuilderInfo:
     )
 
 
+def current(run: Run = docker_output) -> BuilderInfo:
+    """The current builder as a run needs to know it: its driver, and for the docker driver its engine's image
+    store; two docker commands at once, no versions (describe() says more, and why one does not answer)."""
+    try:
+        inspected, status = _both(
+            lambda: run("", ["buildx", "inspect"]), lambda: run("", ["info", "--format", "{{json .DriverStatus}}"])
+        )
+    except EngineError:
+        return describe("", run)
+    inspection = parse_inspection(inspected)
+    if inspection.problem:
+        return describe("", run)
+    docker = inspection.driver == DOCKER_DRIVER
+    return BuilderInfo(
+        "",
+        driver=inspection.driver,
+        buildkit_version=inspection.buildkit_version,
+        image_store=image_store(status) if docker else "",
+        platforms=inspection.platforms,
+        resolved=inspection.name,
+    )
+
+
 def _context(name: str, inspection: Inspection, run: Run) -> BuilderInfo:
     """A docker context: its engine's version and image store, and BuildKit's, every command sent to it."""
     described = BuilderInfo(name, context=name, resolved=inspection.name, image_store="")
     if inspection.problem:
         return _silent(described, inspection.problem)
     try:
-        version = run(name, ["version", "--format", "{{.Server.Version}}"])
-        status = run(name, ["info", "--format", "{{json .DriverStatus}}"])
+        version, status = _both(
+            lambda: run(name, ["version", "--format", "{{.Server.Version}}"]),
+            lambda: run(name, ["info", "--format", "{{json .DriverStatus}}"]),
+        )
     except EngineError as error:
         return _silent(described, _one_line(str(error)))
     return BuilderInfo(

@@ -25,7 +25,7 @@ from buildflow.engine.base import (
     TestRequest,
     TestRun,
 )
-from buildflow.engine.builders import BuilderInfo, describe
+from buildflow.engine.builders import BuilderInfo, current
 from buildflow.engine.docker import (
     DEFAULT_TIMEOUT,
     KILLED,
@@ -70,6 +70,7 @@ class BuildxEngine:
         self.registry = RegistryClient(on_retry=on_request_retry)
         self.on_output = on_output or (lambda target, line: None)
         self.checked = False
+        self.built: dict[str, str] = {}  # the digest of each image this engine built, by its tag
 
     def check(self) -> None:
         """Fail early, in one line, when no engine or no buildx answers."""
@@ -83,8 +84,8 @@ class BuildxEngine:
 
     @functools.cached_property
     def info(self) -> BuilderInfo:
-        """What this builder can do: as given, or the current builder described on first use (docker asked)."""
-        return self._info or describe("")
+        """What this builder can do: as given, or the current builder as it answers on first use (docker asked)."""
+        return self._info or current()
 
     @property
     def push_from_buildkit(self) -> bool:
@@ -110,6 +111,7 @@ class BuildxEngine:
 
     def build(self, request: BuildRequest) -> BuildResult:
         """Build one image into the local image store and return its manifest digest."""
+        self.checked = self.checked or self.info.answers  # describing the builder asked the engine and buildx
         self._check_once()
         started = time.monotonic()
         output = self._output(request)
@@ -119,6 +121,7 @@ class BuildxEngine:
                 _build_arguments(request, metadata, output), lambda line: self.on_output(request.target_id, line)
             )
             digest = json.loads(metadata.read_text())["containerimage.digest"]
+        self.built[request.tags[0]] = digest
         steps, cached = _step_counts(lines)
         return BuildResult(digest, time.monotonic() - started, steps, cached, pushed=output.get("push") == "true")
 
@@ -154,7 +157,8 @@ class BuildxEngine:
         """The image as `docker save` writes it, when that is exactly the built image (the containerd store)."""
         self.docker.output(["save", "--output", str(path), reference])
         saved = read_saved(str(path))
-        if saved is not None and saved.top.digest != self.local_digest(reference):
+        built = self.built.get(reference) or self.local_digest(reference)
+        if saved is not None and saved.top.digest != built:
             saved.close()  # the classic store saves another manifest than the one pushed: docker push instead
             return None
         return saved

@@ -16,7 +16,7 @@ from buildflow.engine.retrying import RetryingEngine
 from buildflow.model import RetryPolicy
 from buildflow.plan.planner import Plan
 from buildflow.run.failures import FailureKind
-from buildflow.run.freshness import REGISTRY_CALLS, assess
+from buildflow.run.freshness import REGISTRY_CALLS, Assessment, assess
 from buildflow.run.naming import content_reference, image_parents, last_record_reference, record_reference
 from buildflow.run.outcome import Events, Outcome, RunOptions, RunResult, Status
 from buildflow.run.pool import BuilderUse, Pool, PoolBuilder
@@ -58,6 +58,7 @@ class Scheduler:
         self.handed: dict[str, str | None] = {}  # target id -> where its image is handed on: a builder, None: registry
         self.queued: set[str] = set()  # targets made ready by their parents (not to queue them twice)
         self.children: dict[str, list[str]] = {}
+        self.warming = threading.Event()  # the builders are being described
 
     def _pool_builder(self, use: BuilderUse, policy: RetryPolicy) -> PoolBuilder:
         """A builder of the pool, its engine retried with the run's policy."""
@@ -229,12 +230,28 @@ class Scheduler:
         """
         now, state = time.time(), self.state
         for target_id, outcome in self.outcomes.items():
-            if state.pushes(outcome.target) and not state.forced(target_id):
-                for reference in (record_reference, last_record_reference, content_reference):
-                    state.by_reference[reference(outcome.target, state.pipeline.registry)] = outcome
-                state.assessments[target_id] = pool.submit(
-                    assess, outcome.target, state.pipeline, state.lookups, max_age=state.options.max_age, now=now
-                )
+            if not state.pushes(outcome.target) or state.forced(target_id):
+                self._warm_builders()  # it is built, or looked for in an image store: the builders are asked
+                continue
+            for reference in (record_reference, last_record_reference, content_reference):
+                state.by_reference[reference(outcome.target, state.pipeline.registry)] = outcome
+            lookup = pool.submit(
+                assess, outcome.target, state.pipeline, state.lookups, max_age=state.options.max_age, now=now
+            )
+            lookup.add_done_callback(self._warm_if_built)
+            state.assessments[target_id] = lookup
+
+    def _warm_if_built(self, lookup: Future[Assessment]) -> None:
+        """A target that will be built: describe the builders meanwhile (a run that reuses all never asks)."""
+        if lookup.result().digest is None:
+            self._warm_builders()
+
+    def _warm_builders(self) -> None:
+        """Ask each builder what it can do, once, in the background, before its first build needs to know."""
+        if not self.warming.is_set():
+            self.warming.set()
+            for builder in self.state.pool.builders:
+                threading.Thread(target=lambda b=builder: b.info, name="describe", daemon=True).start()
 
     def _parents_in_plan(self, target_id: str) -> set[str]:
         """The parents of a target that this run builds too."""
