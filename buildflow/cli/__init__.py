@@ -13,7 +13,7 @@ from typing import NoReturn
 import click
 
 from buildflow import __version__, log
-from buildflow.cli import build, builders, checks, inspect
+from buildflow.cli import build, builders, checks, inspect, release
 from buildflow.cli.loading import state
 from buildflow.errors import EXIT_INTERNAL, EXIT_INVALID, BuildflowError
 
@@ -21,11 +21,12 @@ _EPILOG = """\b
 Exit codes:
   0  success
   1  a target was not built, the release was not tagged (what moved was put back), --run-timeout passed,
-     or no engine or registry answers
+     no engine or registry answers, or (release) an image is not built, recorded or tested: one line each
   2  invalid pipeline file or command line: one line per problem
   3  internal error in buildflow (rerun with --debug and report it)
-  4  another run of the same pipeline and registry holds the lock (build --no-wait)
-  130, 143  build interrupted by SIGINT or SIGTERM (the report is still written, a release under way is put back)
+  4  another run of the same pipeline and registry holds the lock (build or release --no-wait)
+  130, 143  build or release interrupted by SIGINT or SIGTERM (the report is still written, a release under way
+            is put back)
 """
 
 
@@ -53,6 +54,8 @@ def cli(context: click.Context) -> None:
       buildflow build --max-age 7d             nightly: also rebuild images older than a week
       buildflow build --lint=error             fail on Dockerfile lint findings before building
       buildflow build --builder buildflow-2    build on another engine (repeat --builder to use several)
+      buildflow build --only app --no-release  a CI job per image: app alone, pushed, no release tag moved
+      buildflow release                        then move every release tag, once every image is checked
       buildflow builders --all                 every docker context and buildx builder, and what each can do
       buildflow lint                           hadolint on every Dockerfile, file:line per finding
       buildflow test app                       run app's image tests (and inherited ones) again
@@ -71,6 +74,7 @@ for _command in (
     inspect.status,
     inspect.graph,
     build.build,
+    release.release,
     builders.builders,
     checks.lint,
     checks.test_images,

@@ -22,7 +22,7 @@ from buildflow.cli.options import (
     rebuild_options,
     selection_options,
 )
-from buildflow.errors import Interrupted, RunFailed
+from buildflow.errors import Interrupted, RunFailed, UsageError
 
 if TYPE_CHECKING:
     from buildflow.engine.buildx import BuildxEngine
@@ -30,11 +30,19 @@ if TYPE_CHECKING:
     from buildflow.run.naming import BuildOptions
     from buildflow.run.outcome import RunOptions, RunResult
     from buildflow.run.pool import BuilderUse
-    from buildflow.run.session import EventsView, Interruption
+    from buildflow.run.session import EventsView, Interruption, Session
 
 
 @click.command(short_help="Build the selection in dependency order, push it, then tag the release.")
 @selection_options
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="TARGET",
+    help="Build exactly TARGET (all its images, or one image id such as 'app[tf=1.8.0]'; repeatable), no ancestor: "
+    "its other parents must be in the registry already. Not with TARGET arguments, --downstream or --since.",
+)
 @click.option(
     "-j",
     "--jobs",
@@ -54,6 +62,11 @@ if TYPE_CHECKING:
     default=True,
     show_default=True,
     help="Push to the registry, or keep images in the local image store (children still build on them).",
+)
+@click.option(
+    "--no-release",
+    is_flag=True,
+    help="Build, push and record, but move no release tag (buildflow release moves them once all is built).",
 )
 @click.option("--no-cache", is_flag=True, help="Do not use cached build steps.")
 @click.option("--pull", is_flag=True, help="Always check the registry for newer external base images.")
@@ -118,12 +131,14 @@ def build(
     targets: Sequence[str],
     downstream: Sequence[str],
     since: str | None,
+    only: Sequence[str],
     jobs: int,
     builder_names: Sequence[str],
     keep_going: bool,
     push: bool,
     no_cache: bool,
     pull: bool,
+    no_release: bool,
     retries: int | None,
     timeout: int,
     run_timeout: str | None,
@@ -147,32 +162,47 @@ def build(
     (bf-FINGERPRINT) as they finish; the pipeline's own tags are applied, registry side, only after every
     selected target was built or reused, so a failed run never leaves half a release tagged.
     """
-    from buildflow.output.report import summary_table
     from buildflow.run.naming import BuildOptions
-    from buildflow.run.session import Interruption, Session, run_build
+    from buildflow.run.session import Interruption, run_build
 
     check_report_paths({"--report": report_path, "--junit": junit_path, "--summary": summary_path})
     engine = buildx(timeout)
     with Interruption(engine, run_timeout=run_timeout or "") as interruption:
-        the_plan = _plan_unless_interrupted(options, (targets, downstream, since), engine, no_follow_bases)
-        uses = _builders_unless_interrupted(the_plan, builder_names, jobs, timeout)
-        _check_cache(the_plan, uses, engine, str(options.file))
+        the_plan = _plan_unless_interrupted(options, (targets, downstream, since, only), engine, no_follow_bases)
+        session = _session(the_plan, engine, options, (builder_names, jobs, timeout), (lint_mode, wait, progress))
         run_options = _run_options(
             the_plan,
             jobs=jobs,
-            builders=tuple(use.name for use in uses),
+            builders=tuple(use.name for use in session.builders),
             keep_going=keep_going,
             build=BuildOptions(push, no_cache, pull),
             retries=retries,
             force=force,
             force_targets=force_targets,
             max_age=max_age,
+            only=bool(only),
+            release=not no_release,
         )
-        session = Session(lint_mode, wait, _progress_view(progress, options), uses)
         result = run_build(the_plan, engine, run_options, interruption=interruption, session=session)
-        click.echo(summary_table(result))
-        _write_reports(the_plan, result, report_path, junit_path, summary_path)
+        show_result(the_plan, result, report_path, junit_path, summary_path)
     _exit_unless_done(result, interruption)
+
+
+def _session(
+    plan: Plan,
+    engine: BuildxEngine,
+    options: PipelineOptions,
+    builders: tuple[Sequence[str], int, int],
+    choices: tuple[str, bool, str],
+) -> Session:
+    """How the build runs: its builders (checked, with their caches), the lint mode, the lock, the progress view."""
+    from buildflow.run.session import Session
+
+    names, jobs, timeout = builders
+    lint_mode, wait, progress = choices
+    uses = _builders_unless_interrupted(plan, names, jobs, timeout)
+    _check_cache(plan, uses, engine, str(options.file))
+    return Session(lint_mode, wait, _progress_view(progress, options), uses)
 
 
 def _progress_view(progress: str, options: PipelineOptions) -> EventsView:
@@ -185,16 +215,18 @@ def _progress_view(progress: str, options: PipelineOptions) -> EventsView:
 
 def _plan_unless_interrupted(
     options: PipelineOptions,
-    selection: tuple[Sequence[str], Sequence[str], str | None],
+    selection: tuple[Sequence[str], Sequence[str], str | None, Sequence[str]],
     engine: BuildxEngine,
     no_follow_bases: bool,
 ) -> Plan:
     """The plan of the selection; a signal while it is made (base images are looked up) ends the command."""
     from buildflow.run.session import RunInterrupted
 
+    targets, downstream, since, only = selection
+    check_only(only, targets, downstream, since)
     try:
-        targets, downstream, since = selection
-        return load_plan(options, targets, downstream, since, None if no_follow_bases else lookup_engine(engine))
+        bases = None if no_follow_bases else lookup_engine(engine)
+        return load_plan(options, targets, downstream, since, bases, only=only)
     except RunInterrupted as stopped:
         raise Interrupted(f"buildflow: interrupted by {stopped}; nothing was built", stopped.number) from None
 
@@ -238,6 +270,8 @@ def _run_options(
     force: bool,
     force_targets: Sequence[str],
     max_age: str | None,
+    only: bool,
+    release: bool,
 ) -> RunOptions:
     """How the run behaves, from the command line's choices."""
     import dataclasses
@@ -257,15 +291,30 @@ def _run_options(
         max_age=max_age_seconds(plan, max_age),
         source_date_epoch=source_date_epoch(plan.pipeline.root),
         layer_cache=user_cache("layers"),
+        only=only,
+        release=release,
     )
 
 
-def _write_reports(
+def check_only(only: Sequence[str], targets: Sequence[str], downstream: Sequence[str], since: str | None) -> None:
+    """--only names every image to build: it takes no other selection (exit 2)."""
+    others = [
+        name
+        for name, given in (("TARGET arguments", targets), ("--downstream", downstream), ("--since", since))
+        if given
+    ]
+    if only and others:
+        raise UsageError(f"--only cannot be combined with {' or '.join(others)}: it names exactly the images to build")
+
+
+def show_result(
     plan: Plan, result: RunResult, report_path: Path | None, junit_path: Path | None, summary_path: Path | None
 ) -> None:
-    """The JSON report, the JUnit file and the Markdown summary that were asked for; the GitHub step summary."""
-    from buildflow.output.report import write_report
+    """The summary table on stdout; the JSON report, the JUnit file and the Markdown summary that were asked for;
+    the GitHub step summary."""
+    from buildflow.output.report import summary_table, write_report
 
+    click.echo(summary_table(result))
     if report_path:
         write_report(report_path, plan, result)
     if not (junit_path or summary_path or os.environ.get("GITHUB_STEP_SUMMARY")):
@@ -281,22 +330,32 @@ def _write_reports(
 
 def _exit_unless_done(result: RunResult, interruption: Interruption) -> None:
     """Raise the error of a run that a signal or --run-timeout ended, or that did not build every target or tag the
-    release; the message says what is true of the release."""
-    if interruption.number:
-        reason = interruption.reason
-        if result.released:
-            message = f"buildflow: interrupted by {reason} after the release was complete"
-        elif result.release_error:
-            message = f"buildflow: interrupted by {reason}; the release: {result.release_error}"
-        else:
-            message = f"buildflow: interrupted by {reason}; nothing was released; a re-run reuses what finished"
-        if interruption.timed_out:
-            raise RunFailed(message.replace("interrupted by --run-timeout", "stopped by --run-timeout", 1))
-        raise Interrupted(message, interruption.number)
+    release; the message says what is true of the release (and names the first failure)."""
+    from buildflow.run.outcome import Status
+
+    exit_if_interrupted(result, interruption)
     if not result.ok:
-        failed = sum(1 for outcome in result.outcomes.values() if not outcome.succeeded)
+        failed = [outcome for outcome in result.outcomes.values() if not outcome.succeeded]
+        first = next((outcome for outcome in failed if outcome.status == Status.FAILED), None)
+        why = f": {first.target.id}: {first.error}" if first else ""
         raise RunFailed(
-            f"buildflow: {failed} of {len(result.outcomes)} targets not built"
+            f"buildflow: {len(failed)} of {len(result.outcomes)} targets not built{why}"
             if failed
             else f"buildflow: the release tags were not applied: {result.release_error}"
         )
+
+
+def exit_if_interrupted(result: RunResult, interruption: Interruption) -> None:
+    """Raise the error of a run that a signal or --run-timeout ended; the message says what is true of the release."""
+    if not interruption.number:
+        return
+    reason = interruption.reason
+    if result.released:
+        message = f"buildflow: interrupted by {reason} after the release was complete"
+    elif result.release_error:
+        message = f"buildflow: interrupted by {reason}; the release: {result.release_error}"
+    else:
+        message = f"buildflow: interrupted by {reason}; nothing was released; a re-run reuses what finished"
+    if interruption.timed_out:
+        raise RunFailed(message.replace("interrupted by --run-timeout", "stopped by --run-timeout", 1))
+    raise Interrupted(message, interruption.number)

@@ -59,15 +59,20 @@ def load_plan(
     downstream: Sequence[str] = (),
     since: str | None = None,
     bases: Registry | None = None,
+    *,
+    only: Sequence[str] = (),
 ) -> Plan:
-    """Load the pipeline and plan the selected targets (only those changed since a commit, with --since).
+    """Load the pipeline and plan the selected targets (only those changed since a commit, with --since; exactly
+    the images named by `only`, with --only).
 
     With an engine as `bases`, external base images are resolved to digests through it.
     """
-    from buildflow.plan.planner import make_plan
+    from buildflow.plan.planner import make_plan, only_plan
 
     pipeline = load(options, bases)
     _warn_of_secret_like_names(pipeline, str(options.file))  # once: not for the copies --since loads
+    if only:
+        return only_plan(pipeline, only)
     if not since:
         return make_plan(pipeline, targets, downstream)
     from buildflow.plan.since import changed_since

@@ -191,6 +191,8 @@ def summary_markdown(plan: Plan, result: RunResult) -> str:
         lines += ["", f"**{WASTE_HEADING}**", "", *(f"- {_cell(line)}" for line in waste)]
     if result.release_error:
         lines += ["", f"**Release tags not applied:** {_cell(result.release_error)}"]
+    elif result.release_skipped:
+        lines += ["", f"**Release tags not applied:** {_cell(result.release_skipped)}"]
     lines += ["", "```mermaid", graph_mermaid(plan), "```"]
     return log.masked("\n".join(lines) + "\n")
 

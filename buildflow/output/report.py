@@ -98,6 +98,8 @@ def summary_table(result: RunResult) -> str:
     lines.append("\n" + totals(result))
     if result.release_error:
         lines.append(f"Release tags not applied: {result.release_error}")
+    elif result.release_skipped:
+        lines.append(f"Release tags not applied: {result.release_skipped}; buildflow release moves them.")
     elif not result.released and not result.ok:
         lines.append("Release tags not applied: nothing is released unless every selected target is built.")
     return log.masked("\n".join(lines))
@@ -112,6 +114,7 @@ def report_document(plan: Plan, result: RunResult) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "released": result.released,
         "release_error": result.release_error,
+        "release_skipped": result.release_skipped or None,
         "release": [move.to_json() for move in result.tags],
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "targets": [_target_document(outcome) for outcome in result.outcomes.values()],

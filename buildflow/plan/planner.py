@@ -67,6 +67,16 @@ def make_plan(
     selected = select(pipeline, names, downstream)
     if changed is not None:
         selected &= closure(pipeline.graph, list(changed), downstream=True) if changed else set()
+    return _ordered(pipeline, selected)
+
+
+def only_plan(pipeline: Pipeline, names: Sequence[str]) -> Plan:
+    """The plan of exactly the named images (--only), no ancestors: parents outside it come from the registry."""
+    return _ordered(pipeline, set(ids(pipeline, names)))
+
+
+def _ordered(pipeline: Pipeline, selected: Collection[str]) -> Plan:
+    """The selected ids in dependency order, generations counted over the whole pipeline."""
     steps: list[Step] = []
     for generation, layer in enumerate(pipeline.generations):
         for target_id in layer:

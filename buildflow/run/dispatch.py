@@ -80,7 +80,9 @@ class Scheduler:
             self._build_all()
         self._mark_not_started()
         result = RunResult(self.outcomes, 0.0)
-        if all(o.succeeded for o in self.outcomes.values()) and not state.interrupted:
+        if not state.options.release:
+            result.release_skipped = "release skipped (--no-release)"
+        elif all(o.succeeded for o in self.outcomes.values()) and not state.interrupted:
             release(self.outcomes, state.publisher, state.restorer, state.events, result)
         result.seconds = time.monotonic() - started
         return result

@@ -15,6 +15,7 @@ class FailureKind(StrEnum):
     BUDGET = "budget"  # the image is over its size budget, or its size could not be checked
     SECRET = "secret"  # a declared secret has no value to hand to the build
     PARENT = "parent"  # a parent outside the selection is not built
+    NOT_READY = "not ready"  # buildflow release: not built, recorded or tested for its current inputs
     ENGINE = "engine"  # the engine or registry could not be asked (not logged in, not answering)
     BLOCKED = "blocked"  # a parent failed
     CANCELLED = "cancelled"  # an earlier failure stopped the run

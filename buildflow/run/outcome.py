@@ -45,6 +45,8 @@ class RunOptions:
     source_date_epoch: str = ""  # for targets never built before; a rebuild keeps its record's
     layer_cache: Path | None = None  # where layer listings are kept between runs; None: in memory only
     builders: tuple[str, ...] = ()  # the builders chosen (--builder, the file's builders:); empty: the current one
+    only: bool = False  # --only: the plan is exactly the named images; their other parents come from the registry
+    release: bool = True  # False (--no-release): build, push and record, but move no release tag
 
 
 @dataclass
@@ -156,6 +158,7 @@ class RunResult:
     seconds: float
     released: bool = False
     release_error: str = ""
+    release_skipped: str = ""  # why no release was tried although it could have been (--no-release)
     lint: tuple[Finding, ...] = ()  # the Dockerfile lint findings of the run
     tags: list[TagMove] = field(default_factory=list)  # every release tag, and where it ended
 

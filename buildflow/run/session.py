@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from buildflow import log
 from buildflow.caches import user_cache
@@ -36,6 +36,14 @@ class RunInterrupted(Exception):
         self.number, self.reason = number, reason
 
 
+class Interruptible(Protocol):
+    """What a signal stops once it runs: the scheduler of a build, the checks and tag moves of a release."""
+
+    def interrupt(self, reason: str) -> None:
+        """Start nothing more, cancel what runs, put back a release under way."""
+        ...
+
+
 class Interruption:
     """SIGINT and SIGTERM for the whole of a build command. Engine calls and registry requests under way end at
     once; while the scheduler runs, it is interrupted (nothing new starts, the release is put back); before it,
@@ -45,7 +53,7 @@ class Interruption:
         self.engine = engine
         self.run_timeout = run_timeout  # --run-timeout as written (7d, 90m): SIGALRM then ends the run likewise
         self.number = 0  # the first signal received, 0 if none
-        self.scheduler: Scheduler | None = None
+        self.scheduler: Interruptible | None = None  # what runs: a scheduler, or a release (run/releasing.py)
         self._previous: dict[int, Any] = {}
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import shlex
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -374,11 +375,12 @@ def _existing(state: RunState, parent_id: str, engine: RetryingEngine) -> str:
         return reference
     digest = engine.manifest_digest(reference)
     if digest is None:
-        raise failed(
-            FailureKind.PARENT,
-            f"parent {parent_id} is not built ({reference} is not in the registry); "
-            f"select it too: buildflow build {parent_id.split('[', 1)[0]}",
-        )
+        missing = f"parent {parent_id} is not built ({reference} is not in the registry)"
+        if state.options.only:
+            raise failed(
+                FailureKind.PARENT, f"{missing}: build it first: buildflow build --only {shlex.quote(parent_id)}"
+            )
+        raise failed(FailureKind.PARENT, f"{missing}; select it too: buildflow build {parent_id.split('[', 1)[0]}")
     return pinned(reference, digest)
 
 
