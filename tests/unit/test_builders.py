@@ -14,6 +14,7 @@ from buildflow.engine.builders import (
     CONTAINERD_STORE,
     available,
     builder_names,
+    current,
     describe,
     image_store,
     parse_inspection,
@@ -253,6 +254,22 @@ def test_the_current_builder() -> None:
     assert (info.name, info.context, info.builder, info.resolved) == ("", "", "", "default")
     assert info.answers and info.image_store == CONTAINERD_STORE and info.label == "default (current)"
     assert ("", VERSION) in docker.asked
+
+
+def test_what_a_run_needs_of_the_current_builder_takes_two_commands() -> None:
+    """current(): the driver and the image store, without versions or the list of contexts."""
+    docker = FakeDocker()
+    info = current(docker)
+    assert info.driver == "docker" and info.image_store == CONTAINERD_STORE and info.answers and info.registry_cache
+    assert sorted(docker.asked) == [("", ("buildx", "inspect")), ("", INFO)]
+    classic = FakeDocker({**MACHINE, ("", INFO): STATUS_OVERLAY2})
+    assert not current(classic).same_digest
+
+
+def test_the_current_builder_that_does_not_answer_is_described_with_why() -> None:
+    down = FakeDocker({**MACHINE, ("", INFO): EngineError(DOWN, transient=True)})
+    info = current(down)
+    assert not info.answers and DOWN in info.error
 
 
 def test_a_timeout_is_not_answering() -> None:
