@@ -13,7 +13,7 @@ from typing import NoReturn
 import click
 
 from buildflow import __version__, log
-from buildflow.cli import build, builders, checks, inspect, release
+from buildflow.cli import build, builders, checks, ci, inspect, release
 from buildflow.cli.loading import state
 from buildflow.errors import EXIT_INTERNAL, EXIT_INVALID, BuildflowError
 
@@ -59,10 +59,11 @@ def cli(context: click.Context) -> None:
       buildflow builders --all                 every docker context and buildx builder, and what each can do
       buildflow lint                           hadolint on every Dockerfile, file:line per finding
       buildflow test app                       run app's image tests (and inherited ones) again
+      buildflow ci github -o images.yml        a GitHub Actions job per image (also gitlab, make)
       buildflow schema > pipeline.schema.json  JSON Schema for editors
 
     The file format is in docs/pipeline-format.md, building in docs/building.md, tests, lint and sizes in
-    docs/quality.md.
+    docs/quality.md, CI pipelines in docs/ci.md.
     """
     if context.invoked_subcommand is None:
         click.echo(context.get_help())
@@ -78,6 +79,7 @@ for _command in (
     builders.builders,
     checks.lint,
     checks.test_images,
+    ci.ci,
     inspect.schema,
 ):
     cli.add_command(_command)

@@ -351,11 +351,18 @@ def test_make_settings() -> None:
     ]
 
 
+def test_make_buildflow_mk_writes_a_target_per_image() -> None:
+    """make buildflow-mk runs buildflow ci make on the pipeline file, writing BUILDFLOW_MK."""
+    out = make("-n", "-f", str(MAKEFILE), "buildflow-mk", "BUILDFLOW_FILE=p.yaml", "BUILDFLOW_MK=ci/images.mk")
+    assert out == "buildflow ci make -f p.yaml -o ci/images.mk\n"
+    assert make("-n", "-f", str(MAKEFILE), "buildflow-mk") == "buildflow ci make -f buildflow.yaml -o buildflow.mk\n"
+
+
 def test_make_help_lists_the_targets() -> None:
-    """make help lists images, image-%, plan and status with their help text."""
+    """make help lists images, image-%, plan, status and buildflow-mk with their help text."""
     out = make("-f", str(MAKEFILE), "help")
     listed = {line.split()[1]: line for line in out.splitlines()}
-    for target in ("images", "image-%", "plan", "status", "help"):
+    for target in ("images", "image-%", "plan", "status", "buildflow-mk", "help"):
         assert target in listed and len(listed[target].split()) > 2, target
 
 
@@ -364,11 +371,16 @@ def test_make_targets_are_phony_and_documented() -> None:
     text = MAKEFILE.read_text()
     assert text.startswith("# ") and "include examples/Makefile.include" in text
     documented = re.findall(r"^([a-z%-]+):[^\n]*## ", text, re.MULTILINE)
-    assert documented == ["help", "images", "image-%", "plan", "status"]
+    assert documented == ["help", "images", "image-%", "plan", "status", "buildflow-mk"]
     phony = set(re.findall(r"^\.PHONY:(.*)$", text, re.MULTILINE)[0].split())
-    assert {"help", "images", "plan", "status", ".buildflow-force"} <= phony
+    assert {"help", "images", "plan", "status", "buildflow-mk", ".buildflow-force"} <= phony
     assert re.search(r"^image-%: \.buildflow-force ", text, re.MULTILINE)
-    for variable in ("BUILDFLOW ?= buildflow", "BUILDFLOW_FILE ?= buildflow.yaml", "BUILDFLOW_FLAGS ?="):
+    for variable in (
+        "BUILDFLOW ?= buildflow",
+        "BUILDFLOW_FILE ?= buildflow.yaml",
+        "BUILDFLOW_FLAGS ?=",
+        "BUILDFLOW_MK ?= buildflow.mk",
+    ):
         assert re.search(rf"^{re.escape(variable)}$", text, re.MULTILINE), variable
 
 
