@@ -21,12 +21,14 @@ from buildflow.cli.options import (
     pipeline_options,
     rebuild_options,
     selection_options,
+    unwritable_directory,
 )
 from buildflow.errors import Interrupted, RunFailed, UsageError
 
 if TYPE_CHECKING:
     from buildflow.engine.buildx import BuildxEngine
     from buildflow.plan.planner import Plan
+    from buildflow.run.logs import RunLogs
     from buildflow.run.naming import BuildOptions
     from buildflow.run.outcome import RunOptions, RunResult
     from buildflow.run.pool import BuilderUse
@@ -90,6 +92,13 @@ if TYPE_CHECKING:
     metavar="SECONDS",
     help="The longest any one engine call may take before it is killed (and retried).",
 )
+@click.option(
+    "--log-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Keep each target's whole builder output in DIR/RUN_ID/TARGET.log (default: under ~/.cache/buildflow/logs; "
+    "the report names each file). Keep it out of build contexts.",
+)
 @output_file("--report", "FILE.json", "Write every target's status, why, digest, tags, timings and cache hits here.")
 @output_file("--junit", "FILE.xml", "Write a JUnit file, one testcase per target (GitLab, Jenkins, GitHub read it).")
 @output_file(
@@ -142,6 +151,7 @@ def build(
     retries: int | None,
     timeout: int,
     run_timeout: str | None,
+    log_dir: Path | None,
     report_path: Path | None,
     junit_path: Path | None,
     summary_path: Path | None,
@@ -156,20 +166,21 @@ def build(
 ) -> None:
     """Build the selected targets (and their ancestors) with buildx, in dependency order.
 
-    A target whose image is already in the registry under its fingerprint, with a build record that is
-    young enough, is REUSED: nothing is built, its children build on it and its tags are still applied.
-    Each child builds FROM the exact digest its parent has. Images are pushed under a content tag
-    (bf-FINGERPRINT) as they finish; the pipeline's own tags are applied, registry side, only after every
-    selected target was built or reused, so a failed run never leaves half a release tagged.
-    """
+    A target whose image is already in the registry under its fingerprint, with a build record young enough, is
+    REUSED: nothing is built, its children build on it and its tags are still applied. Each child builds FROM the
+    exact digest its parent has. Images are pushed under a content tag (bf-FINGERPRINT) as they finish; the
+    pipeline's own tags move, registry side, only after every selected target was built or reused, so a failed
+    run never leaves half a release tagged. A failing step's last lines are shown; DIR/RUN_ID/TARGET.log keeps
+    all of it."""
     from buildflow.run.naming import BuildOptions
     from buildflow.run.session import Interruption, run_build
 
     check_report_paths({"--report": report_path, "--junit": junit_path, "--summary": summary_path})
-    engine = buildx(timeout)
+    engine, logs = _engine_and_logs(timeout, log_dir)
     with Interruption(engine, run_timeout=run_timeout or "") as interruption:
         the_plan = _plan_unless_interrupted(options, (targets, downstream, since, only), engine, no_follow_bases)
-        session = _session(the_plan, engine, options, (builder_names, jobs, timeout), (lint_mode, wait, progress))
+        choices = (builder_names, jobs, timeout), (lint_mode, wait, progress)
+        session = _session(the_plan, (engine, logs), options, *choices)
         run_options = _run_options(
             the_plan,
             jobs=jobs,
@@ -177,11 +188,9 @@ def build(
             keep_going=keep_going,
             build=BuildOptions(push, no_cache, pull),
             retries=retries,
-            force=force,
-            force_targets=force_targets,
+            force=(force, force_targets),
             max_age=max_age,
-            only=bool(only),
-            release=not no_release,
+            only_and_release=(bool(only), not no_release),
         )
         result = run_build(the_plan, engine, run_options, interruption=interruption, session=session)
         show_result(the_plan, result, report_path, junit_path, summary_path)
@@ -190,19 +199,21 @@ def build(
 
 def _session(
     plan: Plan,
-    engine: BuildxEngine,
+    engine_and_logs: tuple[BuildxEngine, tuple[str, RunLogs]],
     options: PipelineOptions,
     builders: tuple[Sequence[str], int, int],
     choices: tuple[str, bool, str],
 ) -> Session:
-    """How the build runs: its builders (checked, with their caches), the lint mode, the lock, the progress view."""
+    """How the build runs: its builders (checked, with their caches), the lint mode, the lock, the progress view,
+    and where each target's builder output goes."""
     from buildflow.run.session import Session
 
+    engine, (run_id, logs) = engine_and_logs
     names, jobs, timeout = builders
     lint_mode, wait, progress = choices
-    uses = _builders_unless_interrupted(plan, names, jobs, timeout)
+    uses = _builders_unless_interrupted(plan, names, jobs, timeout, logs)
     _check_cache(plan, uses, engine, str(options.file))
-    return Session(lint_mode, wait, _progress_view(progress, options), uses)
+    return Session(lint_mode, wait, _progress_view(progress, options), uses, logs, run_id)
 
 
 def _progress_view(progress: str, options: PipelineOptions) -> EventsView:
@@ -231,7 +242,9 @@ def _plan_unless_interrupted(
         raise Interrupted(f"buildflow: interrupted by {stopped}; nothing was built", stopped.number) from None
 
 
-def _builders_unless_interrupted(plan: Plan, names: Sequence[str], jobs: int, timeout: int) -> list[BuilderUse]:
+def _builders_unless_interrupted(
+    plan: Plan, names: Sequence[str], jobs: int, timeout: int, logs: RunLogs
+) -> list[BuilderUse]:
     """The builders named (--builder, else the file's builders:), each checked to be here (exit 2) and to answer
     (exit 1) before anything is built, with an engine each. None named: [] for the current builder, described
     before its first build only, so that a run that reuses everything never starts docker."""
@@ -245,7 +258,25 @@ def _builders_unless_interrupted(plan: Plan, names: Sequence[str], jobs: int, ti
         chosen = select_builders(plan.pipeline, names, jobs)
     except RunInterrupted as stopped:
         raise Interrupted(f"buildflow: interrupted by {stopped}; nothing was built", stopped.number) from None
-    return [BuilderUse(b.name, buildx(timeout, b.info), b.info, b.spec.jobs, b.spec.platforms) for b in chosen]
+    return [BuilderUse(b.name, buildx(timeout, b.info, logs), b.info, b.spec.jobs, b.spec.platforms) for b in chosen]
+
+
+def _engine_and_logs(timeout: int, log_dir: Path | None) -> tuple[BuildxEngine, tuple[str, RunLogs]]:
+    """The current builder's engine, and the run's id and logs, which every builder's output goes to."""
+    logs = run_logs(log_dir)
+    return buildx(timeout, logs=logs[1]), logs
+
+
+def run_logs(directory: Path | None) -> tuple[str, RunLogs]:
+    """A new run's id and where its builder output goes (DIR/RUN_ID), checked writable before anything is built."""
+    from buildflow.caches import user_cache
+    from buildflow.run.logs import RunLogs, new_run_id
+
+    run_id = new_run_id()
+    problem = unwritable_directory(directory) if directory is not None else ""
+    if problem:
+        raise UsageError(f"--log-dir {directory}: {problem}; choose a directory that can be written")
+    return run_id, RunLogs((directory or user_cache("logs")) / run_id)
 
 
 def _check_cache(plan: Plan, uses: Sequence[BuilderUse], engine: BuildxEngine, display: str) -> None:
@@ -267,11 +298,9 @@ def _run_options(
     keep_going: bool,
     build: BuildOptions,
     retries: int | None,
-    force: bool,
-    force_targets: Sequence[str],
+    force: tuple[bool, Sequence[str]],
     max_age: str | None,
-    only: bool,
-    release: bool,
+    only_and_release: tuple[bool, bool],
 ) -> RunOptions:
     """How the run behaves, from the command line's choices."""
     import dataclasses
@@ -287,12 +316,12 @@ def _run_options(
         keep_going=keep_going,
         build=build,
         retry=dataclasses.replace(plan.pipeline.retry, attempts=retries) if retries else None,
-        force=None if force else frozenset(ids(plan.pipeline, force_targets)),
+        force=None if force[0] else frozenset(ids(plan.pipeline, force[1])),
         max_age=max_age_seconds(plan, max_age),
         source_date_epoch=source_date_epoch(plan.pipeline.root),
         layer_cache=user_cache("layers"),
-        only=only,
-        release=release,
+        only=only_and_release[0],
+        release=only_and_release[1],
     )
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from buildflow.engine.retrying import RetryingEngine
     from buildflow.model import Pipeline
     from buildflow.plan.planner import Plan
+    from buildflow.run.logs import RunLogs
 
 state = {"debug": False}  # --debug of the running command: errors are shown with their traceback
 
@@ -108,17 +109,31 @@ def lookup_engine(engine: Engine) -> RetryingEngine:
 PUSH_FROM = "BUILDFLOW_PUSH_FROM"  # "buildkit": the docker driver pushes from BuildKit too (bench/build_tree.py)
 
 
-def buildx(timeout: int = 1800, info: BuilderInfo | None = None) -> BuildxEngine:
-    """The buildx engine of a builder, the current one by default (nothing is started until it is used)."""
+def buildx(timeout: int = 1800, info: BuilderInfo | None = None, logs: RunLogs | None = None) -> BuildxEngine:
+    """The buildx engine of a builder, the current one by default (nothing is started until it is used); its
+    builder output goes to the run's logs, when given, and to the debug log."""
     from buildflow.engine.buildx import BuildxEngine
 
-    return BuildxEngine(
+    engine = BuildxEngine(
         timeout=timeout,
         info=info,
         push_from_buildkit=os.environ.get(PUSH_FROM) == "buildkit",
         on_output=_builder_output,
         on_request_retry=_request_retried,
     )
+    if logs is not None:
+        send_output_to(engine, logs)
+    return engine
+
+
+def send_output_to(engine: BuildxEngine, logs: RunLogs) -> None:
+    """Keep an engine's builder output in the run's logs (one file per target), and in the debug log."""
+
+    def output(target: str, line: str) -> None:
+        logs.write(target, line)
+        _builder_output(target, line)
+
+    engine.on_output = output
 
 
 def _request_retried(host: str, error: str, wait: float) -> None:

@@ -4,6 +4,7 @@ is built anyway, the report files to write; and the checks of their values."""
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,4 +184,18 @@ def unwritable(path: Path) -> str:
         return f"cannot be written ({error.strerror or error})"
     if not existed:
         path.unlink(missing_ok=True)
+    return ""
+
+
+def unwritable_directory(path: Path) -> str:
+    """Why files cannot be written in a directory ('' when they can): made if missing, then a file tried there."""
+    if path.exists() and not path.is_dir():
+        return "is not a directory"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".buildflow-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        return f"cannot be written ({error.strerror or error})"
     return ""

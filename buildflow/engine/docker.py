@@ -11,6 +11,7 @@ import functools
 import re
 import shutil
 import signal
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from buildflow.engine.base import EngineError
 
 DEFAULT_TIMEOUT = 1800
 LOG_TAIL_LINES = 30  # lines of a failed build's output kept with its error
+_STEP_LINE = re.compile(r"^(#\d+ (\[|CACHED|ERROR)|\s*ERROR:)")  # a step opened, cached or failed; the build failed
 TIMED_OUT = 124  # exit code of timeout(1)
 KILLED = (-signal.SIGKILL, 128 + signal.SIGKILL)  # timeout -s KILL signals its own process group too
 TERMINATED = (-signal.SIGTERM, 128 + signal.SIGTERM)
@@ -96,20 +98,29 @@ class Docker:
             raise failure from None
 
     def build(self, arguments: dict[str, Any], on_line: Callable[[str], None]) -> list[str]:
-        """`docker buildx build` with python-on-whales' arguments, its output streamed to on_line; every line."""
+        """`docker buildx build` with python-on-whales' arguments, its output streamed to on_line; the lines that open,
+        cache or fail a step (a large output is never held whole)."""
         from python_on_whales import DockerException
 
-        lines: list[str] = []
+        steps: list[str] = []  # the lines that open, cache or fail a step: few, whatever the output's size
+        tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         try:
             stream: Iterator[str] = self.client.buildx.build(**arguments, builder=self.builder or None)
-            for line in stream:
-                lines.append(line.rstrip("\n"))
-                on_line(lines[-1])
+            for raw in stream:
+                line = raw.rstrip("\n")
+                tail.append(line)
+                if _STEP_LINE.match(line):
+                    steps.append(line)
+                on_line(line)
         except DockerException as error:
-            failure = classify(lines or (error.stderr or "").splitlines(), error.return_code)
-            failure.log_tail = tuple(lines[-LOG_TAIL_LINES:])
+            failure = classify([*steps, *tail] or (error.stderr or "").splitlines(), error.return_code)
+            failure.log_tail = tuple(tail)
             raise failure from None
-        return lines
+        except UnicodeDecodeError:  # python-on-whales decodes a failed build's stderr strictly; ours is kept
+            failure = classify([*steps, *tail], 1)
+            failure.log_tail = tuple(tail)
+            raise failure from None
+        return steps
 
     def push(self, reference: str) -> None:
         """`docker push` of an image in this engine's store."""
@@ -121,15 +132,11 @@ class Docker:
 
     def ran(self, arguments: Sequence[str], timeout: int) -> Ran:
         """A command killed after `timeout` seconds (SIGKILL), its exit code and output whatever they are."""
-        from python_on_whales import DockerException
-        from python_on_whales.utils import run
+        import subprocess
 
         command = [*ENDED_WITH_US, "timeout", "-s", "KILL", str(timeout), *self.base, *arguments]
-        try:
-            stdout, stderr = run(command, return_stderr=True)
-        except DockerException as error:
-            return Ran(error.return_code, _text(error.stdout), _text(error.stderr))
-        return Ran(0, _text(stdout), _text(stderr))
+        ran = subprocess.run(command, capture_output=True, check=False)  # any bytes: python-on-whales decodes strictly
+        return Ran(ran.returncode, _text(ran.stdout), _text(ran.stderr))
 
     def _call(self, call: Callable[[], object]) -> None:
         """A python-on-whales call whose failure becomes a classified EngineError."""
@@ -139,6 +146,8 @@ class Docker:
             call()
         except DockerException as error:
             raise classify((error.stderr or "").splitlines(), error.return_code) from None
+        except UnicodeDecodeError:
+            raise EngineError("docker failed, and its error output is not UTF-8", transient=False) from None
 
 
 def _text(output: str | bytes | None) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from junitparser import Attr, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from buildflow import log
-from buildflow.output.render import graph_mermaid
+from buildflow.output.render import MERMAID_MAX_EDGES, generations_mermaid, graph_mermaid
 from buildflow.output.report import WASTE_HEADING, on_builder, short_digest, size_cell, totals, waste_lines
 from buildflow.plan.planner import Plan
 from buildflow.run.imagetests import TestResult
@@ -38,7 +38,10 @@ def _xml_text(text: str) -> str:
 
 
 def _tags(outcome: Outcome) -> tuple[str, ...]:
-    """The tags an image is known by: its release tags, else its content tag, else none."""
+    """The tags an image is known by: its release tags, else its content tag, else none (a failed target has
+    none, even when its build got as far as naming one)."""
+    if not outcome.succeeded:
+        return ()
     return outcome.released or ((outcome.reference,) if outcome.reference else ())
 
 
@@ -48,7 +51,8 @@ def _junit_result(outcome: Outcome) -> Failure | Skipped | None:
         return None
     if outcome.status == Status.FAILED:
         failure = Failure(_xml_text(outcome.error) or "failed", "BuildError")
-        failure.text = _xml_text(outcome.error)
+        details = outcome.failure.details() if outcome.failure else []
+        failure.text = _xml_text("\n".join([outcome.error, *details]))
         return failure
     if outcome.status == Status.REUSED:
         return Skipped(_xml_text(f"reused: {outcome.why}" if outcome.why else "reused"))
@@ -164,7 +168,7 @@ def _row(outcome: Outcome) -> str:
     cells = (
         outcome.target.id,
         str(outcome.status),
-        (outcome.why or outcome.error) + on_builder(outcome),
+        (outcome.error if outcome.status == Status.FAILED else outcome.why or outcome.error) + on_builder(outcome),
         short_digest(outcome.digest),
         size_cell(outcome.size),
         ", ".join(_tags(outcome)),
@@ -183,9 +187,43 @@ def _table(result: RunResult) -> list[str]:
     ]
 
 
+def _failure_blocks(result: RunResult) -> list[str]:
+    """Each failed target's failing step and last lines, collapsed: a <details> block per target."""
+    blocks = []
+    for outcome in result.outcomes.values():
+        failure = outcome.failure
+        if outcome.status != Status.FAILED or failure is None or not (failure.tail or failure.log):
+            continue
+        title = html.escape(f"{outcome.target.id}: {failure.step or failure.message}", quote=False)
+        fence = _fence(failure.tail)
+        log_file = [f"Whole output: `{failure.log}`", ""] if failure.log else []
+        blocks += ["", f"<details><summary>{title}</summary>", "", *log_file, fence, *failure.tail, fence, "</details>"]
+    return blocks
+
+
+def _fence(lines: Sequence[str]) -> str:
+    """A code fence longer than any run of backticks in the lines it holds."""
+    longest = max((len(run) for line in lines for run in re.findall("`+", line)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _graph(plan: Plan) -> list[str]:
+    """The DAG in Mermaid, or one node per generation when its edges are over Mermaid's limit (said so)."""
+    whole = graph_mermaid(plan)
+    edges = sum(1 for line in whole.splitlines() if "->" in line)
+    if edges <= MERMAID_MAX_EDGES:
+        return ["```mermaid", whole, "```"]
+    note = (
+        f"The graph has {edges} edges, over Mermaid's limit of {MERMAID_MAX_EDGES}: one node per generation is "
+        "drawn; `buildflow graph` draws it whole."
+    )
+    return [note, "", "```mermaid", generations_mermaid(plan), "```"]
+
+
 def summary_markdown(plan: Plan, result: RunResult) -> str:
     """The run in Markdown: verdict, totals, a table of targets, the release error and the DAG in Mermaid."""
     lines = [f"## buildflow: {'succeeded' if result.ok else 'failed'}", "", totals(result), "", *_table(result)]
+    lines += _failure_blocks(result)
     waste = waste_lines(result)
     if waste:
         lines += ["", f"**{WASTE_HEADING}**", "", *(f"- {_cell(line)}" for line in waste)]
@@ -193,7 +231,7 @@ def summary_markdown(plan: Plan, result: RunResult) -> str:
         lines += ["", f"**Release tags not applied:** {_cell(result.release_error)}"]
     elif result.release_skipped:
         lines += ["", f"**Release tags not applied:** {_cell(result.release_skipped)}"]
-    lines += ["", "```mermaid", graph_mermaid(plan), "```"]
+    lines += ["", *_graph(plan)]
     return log.masked("\n".join(lines) + "\n")
 
 

@@ -52,9 +52,19 @@ def event_fields(name: str, outcome: Outcome, extra: dict[str, Any]) -> dict[str
         fields["error"] = outcome.error
         if name == "failed":
             fields.update(seconds=round(outcome.seconds, 2), attempts=outcome.attempts)
+            fields.update(_failure_fields(outcome))
     elif name == "released":
         fields["tags"] = list(outcome.released)
     return {**fields, **extra}
+
+
+def _failure_fields(outcome: Outcome) -> dict[str, Any]:
+    """A failed target's failing step, the last lines of its output (one string) and the file with all of it."""
+    failure = outcome.failure
+    if failure is None:
+        return {}
+    fields = {"step": failure.step, "log_tail": "\n".join(failure.tail), "log": failure.log}
+    return {key: value for key, value in fields.items() if value}
 
 
 class Progress:
@@ -97,6 +107,9 @@ class Progress:
                 detail = extra.get("error") or outcome.error
                 colour, target = _COLOURS[outcome.status], escape(outcome.target.id)
                 self.view.console.print(f"[{colour}]{name}[/] {target}: {escape(str(detail))}")
+                if name == "failed" and outcome.failure:
+                    for line in outcome.failure.details():
+                        self.view.console.print(f"    {escape(line)}", highlight=False)
 
     def _table(self) -> Any:
         from rich.table import Table

@@ -176,6 +176,31 @@ def graph_dot(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+MERMAID_MAX_EDGES = 500  # Mermaid's default maxEdges: a larger flowchart is not drawn
+
+
+def generations_mermaid(plan: Plan) -> str:
+    """The DAG as a Mermaid flowchart of its generations: one node per generation (how many targets, a few
+    named), one edge per pair of generations some edge joins."""
+    by_generation: dict[int, list[str]] = {}
+    for step in plan.steps:
+        by_generation.setdefault(step.generation, []).append(step.target.id)
+    generation_of = {step.target.id: step.generation for step in plan.steps}
+    lines = ["flowchart TD"]
+    for generation, members in sorted(by_generation.items()):
+        named = ", ".join(members[:3]) + (", ..." if len(members) > 3 else "")
+        label = f"generation {generation}: {len(members)} targets<br>{named}".replace('"', "#quot;")
+        lines.append(f'  g{generation}["{label}"]')
+    joined = {
+        (generation_of[edge.parent], generation_of[step.target.id])
+        for step in plan.steps
+        for edge in step.target.parents
+        if edge.parent in generation_of
+    }
+    lines += [f"  g{parent} --> g{child}" for parent, child in sorted(joined)]
+    return "\n".join(lines)
+
+
 def graph_mermaid(plan: Plan) -> str:
     """The DAG as a Mermaid flowchart (renders in GitHub and GitLab Markdown)."""
     arrows = {EdgeKind.FROM: "-->", EdgeKind.DEPENDS_ON: "-. after .->", EdgeKind.INFERRED: "-. inferred .->"}

@@ -91,7 +91,7 @@ def summary_table(result: RunResult) -> str:
         )
         for o in result.outcomes.values()
     ]
-    lines = aligned(header, rows)
+    lines = _with_failures(aligned(header, rows), list(result.outcomes.values()))
     waste = waste_lines(result)
     if waste:
         lines += ["", WASTE_HEADING, *(f"  {line}" for line in waste)]
@@ -105,9 +105,20 @@ def summary_table(result: RunResult) -> str:
     return log.masked("\n".join(lines))
 
 
+def _with_failures(lines: list[str], outcomes: list[Outcome]) -> list[str]:
+    """The table's lines with, under each failed target's row, its failing step, last lines and log file."""
+    shown = lines[:1]
+    for line, outcome in zip(lines[1:], outcomes, strict=True):
+        shown.append(line)
+        if outcome.status == Status.FAILED and outcome.failure:
+            shown += [f"    {detail}" for detail in outcome.failure.details()]
+    return shown
+
+
 def report_document(plan: Plan, result: RunResult) -> dict[str, Any]:
     """The JSON report: every target's status, why, digest, tags, timings, attempts and cache hits."""
     return {
+        "run_id": result.run_id or None,
         "pipeline": str(plan.pipeline.file),
         "registry": plan.pipeline.registry,
         "status": _run_status(result),
@@ -144,7 +155,7 @@ def _target_document(outcome: Outcome) -> dict[str, Any]:
         "status": str(outcome.status),
         "fingerprint": outcome.target.fingerprint,
         "digest": outcome.digest or None,
-        "reference": outcome.reference or None,
+        "reference": (outcome.reference or None) if outcome.succeeded or outcome.pushed else None,
         "pushed": outcome.pushed,
         "builder": outcome.builder or None,
         "tags": list(outcome.released),
@@ -156,6 +167,8 @@ def _target_document(outcome: Outcome) -> dict[str, Any]:
         "steps": outcome.total_steps,
         "cached_steps": outcome.cached_steps,
         "error": outcome.error or None,
+        "failure": outcome.failure.to_json() if outcome.failure else None,
+        "log": outcome.log or None,
         "why": outcome.why or None,
         "tests": [result.to_json() for result in outcome.tests],
         "size": outcome.size.to_json() if outcome.size else None,

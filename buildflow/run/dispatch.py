@@ -17,6 +17,7 @@ from buildflow.model import RetryPolicy
 from buildflow.plan.planner import Plan
 from buildflow.run.failures import FailureKind
 from buildflow.run.freshness import REGISTRY_CALLS, Assessment, assess
+from buildflow.run.logs import RunLogs
 from buildflow.run.naming import content_reference, image_parents, last_record_reference, record_reference
 from buildflow.run.outcome import Events, Outcome, RunOptions, RunResult, Status
 from buildflow.run.pool import BuilderUse, Pool, PoolBuilder
@@ -37,7 +38,9 @@ class Scheduler:
         engine: Engine,
         options: RunOptions,
         events: Events | None = None,
+        *,
         builders: Sequence[BuilderUse] = (),
+        logs: RunLogs | None = None,
     ) -> None:
         policy = options.retry or plan.pipeline.retry
         lookups = dataclasses.replace(policy, attempts=min(policy.attempts, 3))
@@ -51,6 +54,7 @@ class Scheduler:
             restorer=RetryingEngine(engine, policy),
             events=events or (lambda name, outcome, **fields: None),
             outcomes={step.target.id: Outcome(step.target) for step in plan.steps},
+            logs=logs or RunLogs(None),
         )
         self.order = {step.target.id: step.order for step in plan.steps}
         self.built_on: dict[str, str] = {}  # target id -> the builder that built it

@@ -142,7 +142,7 @@ def failure(target_id: str, results: list[TestResult]) -> Failure | None:
     more = f"; {len(failed) - 1} more failed" if len(failed) > 1 else ""
     detail = f": {last_line.strip()}" if last_line else ""
     message = f"test `{first.test.command}`{inherited} failed, {first.reason}{detail}{more}"
-    return Failure(FailureKind.TEST, message, tuple(first.output.splitlines()))
+    return Failure(FailureKind.TEST, message, tuple(first.output.splitlines()), step=f"test `{first.test.command}`")
 
 
 def summary(results: list[TestResult]) -> str:

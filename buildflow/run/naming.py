@@ -86,6 +86,9 @@ def build_request(
     if source_date_epoch:
         args[SOURCE_DATE_EPOCH] = source_date_epoch
     cache_from, cache_to = cache_settings(target, registry=registry, root=root, registry_cache=registry_cache)
+    pushes = options.push and target.push
+    if not pushes and cache_to is not None and cache_to.get("type") == "registry":
+        cache_to = None  # --no-push: an experiment reads the shared cache, never writes it
     return BuildRequest(
         target_id=target.id,
         context=target.context,
@@ -98,7 +101,7 @@ def build_request(
         build_contexts=_build_contexts(target, parents, from_parents),
         secrets=tuple(_absolute(secret, root) for secret in target.secrets),
         network=target.network,
-        push=options.push and target.push,
+        push=pushes,
         cache_from=cache_from,
         cache_to=cache_to,
         no_cache=options.no_cache,

@@ -70,6 +70,7 @@ class Outcome:
     size: SizeSummary | None = None  # the size and waste summary of a pushed image
     builder: str = ""  # the builder it was built (or reused) on; "" before it started
     handed_on: float = 0.0  # when children could first start on its image (0: never)
+    log: str = ""  # the file holding its whole builder output, when it was built
 
     def again(self) -> None:
         """Queue the target again, as if it had not started (its retries are kept): its builder was lost."""
@@ -161,6 +162,7 @@ class RunResult:
     release_skipped: str = ""  # why no release was tried although it could have been (--no-release)
     lint: tuple[Finding, ...] = ()  # the Dockerfile lint findings of the run
     tags: list[TagMove] = field(default_factory=list)  # every release tag, and where it ended
+    run_id: str = ""  # names the run in reports and logs (its builder output is under logs/RUN_ID)
 
     @property
     def ok(self) -> bool:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from buildflow.model import Pipeline
+from buildflow.model import Pipeline, Target
 
 LARGEST_SECRET_FILE = 1_000_000  # bytes; a larger secret file is not read to be masked
 
@@ -29,3 +30,14 @@ def _file(pipeline: Pipeline, location: str) -> str | None:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
+
+
+def missing_secret(target: Target, root: Path) -> str:
+    """Why a declared secret of the target has no value to hand to the build ('' when all have one; the value
+    itself is never read)."""
+    for secret in target.secrets:
+        if secret.source == "env" and secret.location not in os.environ:
+            return f"secret {secret.id}: environment variable {secret.location} is not set"
+        if secret.source == "file" and not (root / secret.location).is_file():
+            return f"secret {secret.id}: file {secret.location} not found (relative to {root})"
+    return ""

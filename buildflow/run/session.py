@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Protocol
 
@@ -20,6 +20,7 @@ from buildflow.quality.lint import Finding, LintUnavailable, lint, requests_for
 from buildflow.run.dispatch import Scheduler
 from buildflow.run.failures import FailureKind
 from buildflow.run.lock import RunLock, lock_path
+from buildflow.run.logs import RunLogs
 from buildflow.run.naming import repository
 from buildflow.run.outcome import Events, Outcome, RunOptions, RunResult, Status
 from buildflow.run.pool import BuilderUse
@@ -100,6 +101,8 @@ class Session:
     wait: bool = True
     view: EventsView | None = None
     builders: Sequence[BuilderUse] = ()
+    logs: RunLogs = field(default_factory=lambda: RunLogs(None))  # each target's builder output, in files
+    run_id: str = ""
 
 
 def run_build(
@@ -111,9 +114,11 @@ def run_build(
         findings = lint_before_build(plan, session.lint_mode)
         with run_lock(plan, session.wait):
             view = session.view or _no_view
-            result = _run(plan, engine, options, view, interruption, builders=session.builders)
+            result = _run(plan, engine, options, view, interruption, session=session)
     except RunInterrupted as stopped:
-        return not_started(plan, stopped.reason)
+        result = not_started(plan, stopped.reason)
+        result.run_id = session.run_id
+        return result
     result.lint = tuple(findings)
     return result
 
@@ -162,15 +167,21 @@ def _run(
     view: EventsView,
     interruption: Interruption,
     *,
-    builders: Sequence[BuilderUse],
+    session: Session,
 ) -> RunResult:
     """Run the scheduler on the builders, its events sent to the view; a signal meanwhile interrupts it."""
     with view() as events:
-        scheduler = Scheduler(plan, engine, options, events=events, builders=_usable(builders, options))
+        builders = _usable(session.builders, options)
+        scheduler = Scheduler(plan, engine, options, events=events, builders=builders, logs=session.logs)
         interruption.scheduler = scheduler  # from now on a signal interrupts the scheduler, even once it is done
         if interruption.number:  # a signal came just before: the run starts interrupted and does nothing
             scheduler.interrupt(interruption.reason)
-        return scheduler.run()
+        try:
+            result = scheduler.run()
+        finally:
+            session.logs.close()
+        result.run_id = session.run_id
+        return result
 
 
 def _usable(builders: Sequence[BuilderUse], options: RunOptions) -> Sequence[BuilderUse]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from buildflow.model import Pipeline, Target
 from buildflow.plan.planner import Plan
+from buildflow.run.logs import RunLogs
 from buildflow.run.outcome import Events, Outcome, RunOptions
 from buildflow.run.pool import Pool
 
@@ -38,6 +39,7 @@ class RunState:
     push_locks: dict[str, threading.Lock] = field(default_factory=dict)
     done: dict[str, threading.Event] = field(default_factory=dict)  # set when a target's life ends, by target id
     handed: queue.SimpleQueue[tuple[str, str | None]] = field(default_factory=queue.SimpleQueue)  # (target, where)
+    logs: RunLogs = field(default_factory=lambda: RunLogs(None))  # each target's builder output
     interrupted: str = ""  # the signal that interrupted the run, if one did
     stopping: bool = False
     _layer_cache: LayerCache | None = None

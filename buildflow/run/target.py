@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import shlex
 import threading
 import time
@@ -20,6 +19,7 @@ from buildflow.references import pinned
 from buildflow.run.failures import Failure, FailureKind, TargetFailed
 from buildflow.run.freshness import moved_parents
 from buildflow.run.imagetests import failure, image_tests, image_tests_key, run_tests
+from buildflow.run.logs import build_failure
 from buildflow.run.naming import (
     build_request,
     content_reference,
@@ -30,6 +30,7 @@ from buildflow.run.naming import (
 from buildflow.run.outcome import Status
 from buildflow.run.pool import PoolBuilder
 from buildflow.run.records import BuildRecord, build_record, decode, encode
+from buildflow.run.secrets import missing_secret
 from buildflow.run.state import RunState
 
 
@@ -72,6 +73,7 @@ class TargetLife:
                 self.outcome.status = Status.BUILT
             return True
         finally:
+            self.outcome.log = str(self.state.logs.path(self.target.id) or "")
             self.outcome.finished = time.time()
             self.state.done[self.target.id].set()
 
@@ -91,7 +93,8 @@ class TargetLife:
             self._test_reused(record)
             self._measure(parents, record)
             return True
-        self._check_secrets()
+        if missing := missing_secret(self.target, self.pipeline.root):
+            raise failed(FailureKind.SECRET, missing)
         epoch = record.source_date_epoch if record else self.state.options.source_date_epoch
         self._build(parents, epoch)
         self._test(outcome.built_as)  # in the builder's image store, or pulled from the registry BuildKit pushed to
@@ -159,8 +162,10 @@ class TargetLife:
         outcome = self.outcome
         outcome.reference = request.tags[0]
         self.state.by_reference[outcome.reference] = outcome
-        with failing_as(FailureKind.BUILD):
+        try:
             result = self.engine.build(request)
+        except EngineError as error:
+            raise TargetFailed(build_failure(self.state.logs, self.target.id, error)) from None
         outcome.digest, outcome.total_steps, outcome.cached_steps = (
             result.digest,
             result.total_steps,
@@ -175,19 +180,6 @@ class TargetLife:
             builder.cache_noted = True
             why = "the docker driver on the classic image store cannot export build cache"
             log.event("info", "builder.cache", builder=builder.shown, cache="inline", why=why)
-
-    def _check_secrets(self) -> None:
-        """Every declared secret must have a value to hand to the build (the value itself is never read)."""
-        for secret in self.target.secrets:
-            if secret.source == "env" and secret.location not in os.environ:
-                raise failed(
-                    FailureKind.SECRET, f"secret {secret.id}: environment variable {secret.location} is not set"
-                )
-            if secret.source == "file" and not (self.pipeline.root / secret.location).is_file():
-                raise failed(
-                    FailureKind.SECRET,
-                    f"secret {secret.id}: file {secret.location} not found (relative to {self.pipeline.root})",
-                )
 
     def _push(self) -> None:
         """Push a built image under its content tag; the registry must then hold exactly the built digest.

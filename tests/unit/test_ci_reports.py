@@ -328,3 +328,72 @@ def test_github_step_summary_reads_the_process_environment(
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(path))
     assert append_github_step_summary(plan, mixed) == path
     assert "## buildflow: failed" in path.read_text(encoding="utf-8")
+
+
+# ---- the failing step ---------------------------------------------------------------------------------------
+
+
+def _with_failing_step(result: RunResult) -> RunResult:
+    """cuda failed at a RUN whose output holds backticks and HTML."""
+    tail = ("compiling <main.c>", "```not a fence end", "make: *** [all] Error 2")
+    step = "Dockerfile:3: [2/3] RUN make all"
+    result.outcomes["cuda"].failure = run.Failure(
+        FailureKind.BUILD, "RUN at Dockerfile:3 failed", tail, False, step, "/logs/r1/cuda.log"
+    )
+    result.outcomes["cuda"].reference = "r:bf-never-pushed"
+    return result
+
+
+def test_junit_failure_body_holds_the_step_and_its_last_lines(plan: Plan, mixed: RunResult) -> None:
+    failure = _cases(junit_document(plan, _with_failing_step(mixed)))["cuda"].find("failure")
+    assert failure is not None and failure.attrib["message"] == "RUN at Dockerfile:3 failed"
+    assert failure.text is not None
+    assert failure.text.splitlines() == [
+        "RUN at Dockerfile:3 failed",
+        "failed at Dockerfile:3: [2/3] RUN make all",
+        "| compiling <main.c>",
+        "| ```not a fence end",
+        "| make: *** [all] Error 2",
+        "whole output: /logs/r1/cuda.log",
+    ]
+
+
+def test_markdown_collapses_each_failing_step_and_the_row_shows_the_error(plan: Plan, mixed: RunResult) -> None:
+    markdown = summary_markdown(plan, _with_failing_step(mixed))
+    assert "<details><summary>cuda: Dockerfile:3: [2/3] RUN make all</summary>" in markdown
+    block = markdown[markdown.index("<details>") : markdown.index("</details>")]
+    assert "\n````\ncompiling <main.c>\n```not a fence end\nmake: *** [all] Error 2\n````\n" in block
+    assert "Whole output: `/logs/r1/cuda.log`" in block
+    row = next(_cells(line) for line in _table_rows(markdown) if line.startswith("| cuda "))
+    assert row[2] == "RUN at Dockerfile:3 failed" and row[5] == "-"  # its error; no tag it never had
+
+
+def test_a_failed_row_shows_its_error_not_why_it_was_built(plan: Plan, mixed: RunResult) -> None:
+    mixed.outcomes["cuda"].why = "not built before (no build record in the registry)"
+    row = next(_cells(line) for line in _table_rows(summary_markdown(plan, mixed)) if line.startswith("| cuda "))
+    assert row[2] == ERROR_CELL
+
+
+def _wide_plan(tmp_path: Path, leaves: int) -> Plan:
+    """A root and `leaves` children, each with a child of its own: 2 * leaves edges."""
+    lines = ["version: 1", "registry: localhost:5000/w", "targets:", "  root: {}"]
+    for number in range(leaves):
+        lines += [f"  l{number}: {{from: root}}", f"  m{number}: {{from: l{number}}}"]
+    return make_plan(load(tmp_path, "\n".join(lines) + "\n", dockerfiles(".")))
+
+
+def test_a_graph_over_mermaids_edge_limit_is_drawn_by_generation(tmp_path: Path) -> None:
+    plan = _wide_plan(tmp_path, 300)  # 600 edges
+    result = RunResult({step.target.id: Outcome(step.target, Status.BUILT) for step in plan.steps}, 1.0)
+    markdown = summary_markdown(plan, result)
+    graph = markdown[markdown.index("```mermaid") :]
+    assert "The graph has 600 edges, over Mermaid's limit of 500: one node per generation" in markdown
+    assert graph.count("-->") == 2 and 'g0["generation 0: 1 targets<br>root"]' in graph
+    assert 'g1["generation 1: 300 targets<br>l0, l1, l2, ..."]' in graph
+
+
+def test_a_graph_under_the_limit_is_drawn_whole(tmp_path: Path) -> None:
+    plan = _wide_plan(tmp_path, 250)  # 500 edges
+    result = RunResult({step.target.id: Outcome(step.target, Status.BUILT) for step in plan.steps}, 1.0)
+    markdown = summary_markdown(plan, result)
+    assert "one node per generation" not in markdown and markdown.count("-->") == 500

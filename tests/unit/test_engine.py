@@ -245,3 +245,14 @@ def test_record_and_last_record_references(pipeline) -> None:  # type: ignore[no
     long = target._replace(id="x[" + ",".join(f"axis{n}=value{n}" for n in range(20)) + "]")
     tag = last_record_reference(long, "r").rpartition(":")[2]
     assert len(tag) <= 128 and tag.startswith("bf-last.x-axis0-value0")
+
+
+def test_no_push_reads_the_registry_cache_and_writes_none(pipeline) -> None:  # type: ignore[no-untyped-def]
+    """--no-push: an experiment on a laptop never writes the team's shared cache."""
+    arguments = {"registry": "localhost:5000/t2t", "root": pipeline.root}
+    pushed = build_request(pipeline.targets["cuda"], {"base": "b"}, options=BuildOptions(), **arguments)
+    local = build_request(pipeline.targets["cuda"], {"base": "b"}, options=BuildOptions(push=False), **arguments)
+    assert pushed.cache_to is not None and pushed.cache_to["type"] == "registry"
+    assert local.cache_from == pushed.cache_from and local.cache_to is None
+    tool = build_request(pipeline.targets["tool"], {"base": "b"}, options=BuildOptions(push=False), **arguments)
+    assert tool.cache_to is not None and tool.cache_to["type"] == "local"  # a local cache is still written
