@@ -92,7 +92,14 @@ bench-hostile: $(STAMP) ## Every hostile pipeline file through buildflow validat
 .PHONY: bench
 bench: bench-plan bench-build bench-builders bench-noop bench-gates bench-reliability bench-hostile ## Run every benchmark (results in bench/RESULTS.md)
 
+.PHONY: dist
+dist: $(STAMP) ## Build the wheel and the source archive into dist/ (for pipx install dist/buildflow-*.whl)
+	rm -rf dist
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
+	$(BIN)/python -m hatchling build --target sdist --directory dist
+	@ls dist
+
 .PHONY: clean
 clean: ## Remove the virtualenv and caches
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) dist .mypy_cache .pytest_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -13,7 +13,7 @@ from typing import NoReturn
 import click
 
 from buildflow import __version__, log
-from buildflow.cli import build, builders, checks, ci, inspect, release
+from buildflow.cli import build, builders, checks, ci, docs, inspect, release
 from buildflow.cli.loading import state
 from buildflow.errors import EXIT_INTERNAL, EXIT_INVALID, BuildflowError
 
@@ -61,9 +61,10 @@ def cli(context: click.Context) -> None:
       buildflow test app                       run app's image tests (and inherited ones) again
       buildflow ci github -o images.yml        a GitHub Actions job per image (also gitlab, make)
       buildflow schema > pipeline.schema.json  JSON Schema for editors
+      buildflow docs building                  the documentation, installed with buildflow
 
-    The file format is in docs/pipeline-format.md, building in docs/building.md, tests, lint and sizes in
-    docs/quality.md, CI pipelines in docs/ci.md.
+    The documentation comes with buildflow: `buildflow docs` lists it (the file format: `buildflow docs
+    pipeline-format`; building and reports: building; tests, lint and sizes: quality; CI pipelines: ci).
     """
     if context.invoked_subcommand is None:
         click.echo(context.get_help())
@@ -81,6 +82,7 @@ for _command in (
     checks.test_images,
     ci.ci,
     inspect.schema,
+    docs.docs,
 ):
     cli.add_command(_command)
 

@@ -136,7 +136,7 @@ def test_help_teaches_and_documents_exit_codes(capsys: pytest.CaptureFixture[str
         "buildflow plan --downstream base",
         "Exit codes:",
         "2  invalid pipeline file",
-        "docs/pipeline-format.md",
+        "`buildflow docs` lists it",
     ):
         assert text in out
     assert "--downstream TARGET" in run(capsys, "plan", "--help")[1]
