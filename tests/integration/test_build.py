@@ -55,9 +55,9 @@ def test_a_failing_middle_target_blocks_its_descendants_and_releases_nothing(tmp
         "side": "BUILT",
         "leaf": "BLOCKED",
     }
-    assert targets["mid"]["error"].endswith("did not complete successfully: exit code: 3")
+    assert targets["mid"]["error"] == "RUN at Dockerfile:3 failed with exit code 3"
     assert targets["mid"]["attempts"] == 1  # a failing RUN is permanent: not retried
-    assert "did not complete successfully: exit code: 3" in result.stdout
+    assert "RUN at Dockerfile:3 failed with exit code 3" in result.stdout and "| broken" in result.stdout
     for tag in ("base:1", "mid:1", "side:1", "leaf:1", "leaf:latest"):
         assert registry_digest(project.ref(tag)) is None, tag
     assert registry_digest(targets["side"]["reference"]) == targets["side"]["digest"]  # pushed, not released
