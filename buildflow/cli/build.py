@@ -35,6 +35,17 @@ if TYPE_CHECKING:
     from buildflow.run.session import EventsView, Interruption, Session
 
 
+class ProgressChoice(click.Choice):  # type: ignore[type-arg]
+    """--progress auto|tty|plain|quiet; live, the old name of tty, is still taken (deprecated, not listed)."""
+
+    def __init__(self) -> None:
+        super().__init__(["auto", "tty", "plain", "quiet"])
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """The mode chosen, live read as tty."""
+        return "tty" if value == "live" else str(super().convert(value, param, ctx))
+
+
 @click.command(short_help="Build the selection in dependency order, push it, then tag the release.")
 @selection_options
 @click.option(
@@ -106,10 +117,12 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--progress",
-    type=click.Choice(["auto", "live", "plain"]),
+    type=ProgressChoice(),
     default="auto",
     show_default=True,
-    help="A live table (auto: on a terminal with console logs) or one log line per change.",
+    help="tty: a live view of the running targets and their current steps, the failures, and counts of the rest; "
+    "plain: one log line per change; quiet: warnings, errors and the summary only; auto: tty on a terminal with "
+    "console logs, else plain.",
 )
 @click.option("--force", is_flag=True, help="Build every selected target, even those up to date in the registry.")
 @click.option(
@@ -179,7 +192,7 @@ def build(
     engine, logs = _engine_and_logs(timeout, log_dir)
     with Interruption(engine, run_timeout=run_timeout or "") as interruption:
         the_plan = _plan_unless_interrupted(options, (targets, downstream, since, only), engine, no_follow_bases)
-        choices = (builder_names, jobs, timeout), (lint_mode, wait, progress)
+        choices = (builder_names, jobs, timeout), (lint_mode, wait, (progress, push))
         session = _session(the_plan, (engine, logs), options, *choices)
         run_options = _run_options(
             the_plan,
@@ -202,7 +215,7 @@ def _session(
     engine_and_logs: tuple[BuildxEngine, tuple[str, RunLogs]],
     options: PipelineOptions,
     builders: tuple[Sequence[str], int, int],
-    choices: tuple[str, bool, str],
+    choices: tuple[str, bool, tuple[str, bool]],
 ) -> Session:
     """How the build runs: its builders (checked, with their caches), the lint mode, the lock, the progress view,
     and where each target's builder output goes."""
@@ -210,18 +223,20 @@ def _session(
 
     engine, (run_id, logs) = engine_and_logs
     names, jobs, timeout = builders
-    lint_mode, wait, progress = choices
+    lint_mode, wait, (progress, push) = choices
     uses = _builders_unless_interrupted(plan, names, jobs, timeout, logs)
     _check_cache(plan, uses, engine, str(options.file))
-    return Session(lint_mode, wait, _progress_view(progress, options), uses, logs, run_id)
+    return Session(lint_mode, wait, _progress_view(progress, options, logs, push), uses, logs, run_id)
 
 
-def _progress_view(progress: str, options: PipelineOptions) -> EventsView:
-    """The live table (--progress live, or auto on a terminal with console logs), else log lines."""
+def _progress_view(progress: str, options: PipelineOptions, logs: RunLogs, push: bool) -> EventsView:
+    """The live view with each running target's current step (--progress tty, or auto on a terminal with console
+    logs), else log lines (plain), or only warnings and errors (quiet)."""
     from buildflow.output.progress import Progress
 
-    live = progress == "live" or (progress == "auto" and options.log_format == "console" and sys.stderr.isatty())
-    return lambda: Progress(live=live)
+    terminal = options.log_format == "console" and sys.stderr.isatty()
+    mode = ("tty" if terminal else "plain") if progress == "auto" else progress
+    return lambda: Progress(mode, step=logs.step, pushes=push)
 
 
 def _plan_unless_interrupted(

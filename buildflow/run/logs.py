@@ -86,8 +86,9 @@ class RunLogs:
 
     def step(self, target_id: str) -> str:
         """The step a target's build is at now ('[3/7] RUN pip install …'), or ''."""
-        steps = self._steps.get(target_id)
-        return next(reversed(steps.values())) if steps else ""
+        with self._lock:  # asked by the live view's thread while the build writes
+            steps = self._steps.get(target_id)
+            return next(reversed(steps.values())) if steps else ""
 
     def failed_step(self, target_id: str) -> FailedStep | None:
         """The failing step of a target's build and its last lines, from the output kept; None when no step

@@ -146,12 +146,12 @@ def test_the_live_table_says_when_a_target_is_being_tested(tmp_path: Path) -> No
 
     pipeline = load(tmp_path, PIPELINE, FILES)
     outcome = Outcome(pipeline.targets["app"], Status.RUNNING, digest="sha256:" + "a" * 64, started=1.0)
-    view = Progress(live=False)
+    view = Progress()
     view("testing", outcome, tests=3)
 
     def shown() -> str:
         console = Console(width=200, record=True)
-        console.print(view._table())
+        console.print(view.board())
         return console.export_text()
 
     assert "testing sha256:aaaaaaaaaaaa" in shown()
