@@ -12,6 +12,7 @@ EXIT_TARGET_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INTERNAL = 3
 EXIT_LOCKED = 4
+EXIT_INTERRUPTED = 130  # SIGINT: 128 + its number, as shells report it
 
 FieldPath = tuple[str | int, ...]
 
@@ -87,10 +88,13 @@ class PipelineError(BuildflowError):
     def __post_init__(self) -> None:
         super().__init__("\n".join(self.lines()))
 
+    def ordered(self) -> list[Problem]:
+        """The problems in file order."""
+        return sorted(self.problems, key=lambda p: (p.line or 0, format_path(p.path)))
+
     def lines(self) -> list[str]:
         """One rendered line per problem, in file order."""
-        ordered = sorted(self.problems, key=lambda p: (p.line or 0, format_path(p.path)))
-        return [problem.render() for problem in ordered]
+        return [problem.render() for problem in self.ordered()]
 
 
 class UsageError(BuildflowError):

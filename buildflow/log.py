@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -51,8 +52,37 @@ def _masked_value(value: Any) -> Any:
 
 
 def configure(*, level: str = "info", log_format: str = "console") -> None:
-    """Choose the level and format; structlog itself is set up on the first event that passes the level."""
+    """Choose the level and format; structlog itself is set up on the first event that passes the level. In JSON,
+    Python's warnings and the log records of libraries become events too: every line on stderr is JSON."""
     _state.update(level=_LEVELS[level], format=log_format, logger=None)
+    if log_format == "json" or "python" in _state:
+        _capture_python_output(log_format == "json")
+
+
+def json_lines() -> bool:
+    """True when events are JSON lines (--log-format json)."""
+    return bool(_state["format"] == "json")
+
+
+def colour_choice() -> bool | None:
+    """What the environment says of colour: NO_COLOR (set, not empty) none, FORCE_COLOR (set, not empty) always,
+    even when not on a terminal (NO_COLOR wins when both are set); None when neither is set."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return None
+
+
+def coloured(stream: Any) -> bool:
+    """True when what is written to `stream` may have colours: as NO_COLOR and FORCE_COLOR say, else on a terminal."""
+    choice = colour_choice()
+    if choice is not None:
+        return choice
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
 
 
 def enabled(level: str) -> bool:
@@ -74,7 +104,7 @@ def _logger() -> Any:
         renderer: Any = (
             structlog.processors.JSONRenderer()
             if _state["format"] == "json"
-            else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+            else structlog.dev.ConsoleRenderer(colors=coloured(sys.stderr))
         )
         structlog.configure(
             processors=[
@@ -89,6 +119,30 @@ def _logger() -> Any:
         )
         _state["logger"] = structlog.get_logger("buildflow")
     return _state["logger"]
+
+
+def _capture_python_output(capture: bool) -> None:
+    """Python's warnings, and the records of libraries' loggers that no handler takes, as events (not as text); or,
+    with `capture` false, as Python writes them again."""
+    import logging
+    import warnings
+
+    class Events(logging.Handler):
+        """A record of the logging module as an event."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            level = "error" if record.levelno >= logging.ERROR else "warning"
+            event(level, "python.log", logger=record.name, message=record.getMessage())
+
+    python = _state.setdefault("python", (warnings.showwarning, logging.lastResort))
+    warnings.showwarning, logging.lastResort = (_show_warning, Events(logging.WARNING)) if capture else python
+
+
+def _show_warning(  # noqa: PLR0917  # the signature of warnings.showwarning
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """A Python warning as an event (warnings.showwarning)."""
+    event("warning", "python.warning", message=str(message), category=category.__name__, where=f"{filename}:{lineno}")
 
 
 def _import_structlog() -> Any:

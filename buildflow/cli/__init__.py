@@ -13,15 +13,16 @@ from typing import NoReturn
 import click
 
 from buildflow import __version__, log
-from buildflow.cli import build, builders, checks, ci, docs, inspect, release
-from buildflow.cli.loading import state
-from buildflow.errors import EXIT_INTERNAL, EXIT_INVALID, BuildflowError
+from buildflow.cli import build, builders, checks, ci, docs, exits, inspect, release
+from buildflow.cli.options import global_options, name_environment
+from buildflow.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, BuildflowError
 
 _EPILOG = """\b
 Exit codes:
   0  success
   1  a target was not built, the release was not tagged (what moved was put back), --run-timeout passed,
-     no engine or registry answers, or (release) an image is not built, recorded or tested: one line each
+     no engine or registry answers, or (release) an image is not built, recorded or tested: one line each;
+     status --exit-code: something would be built
   2  invalid pipeline file or command line: one line per problem
   3  internal error in buildflow (rerun with --debug and report it)
   4  another run of the same pipeline and registry holds the lock (build or release --no-wait)
@@ -30,14 +31,29 @@ Exit codes:
 """
 
 
+class _Group(click.Group):
+    """The group: with --log-format json, Ctrl-C in a command that does not handle signals itself ends it as
+    click.Abort without the empty line click prints after a terminal's ^C (every line on stderr is JSON)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            if not log.json_lines():
+                raise
+            raise click.exceptions.Abort from None
+
+
 @click.group(
+    cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
     epilog=_EPILOG,
     invoke_without_command=True,
 )
 @click.version_option(__version__, "--version", prog_name="buildflow")
+@global_options
 @click.pass_context
-def cli(context: click.Context) -> None:
+def cli(context: click.Context, /, **pipeline_options: object) -> None:
     """Build whole hierarchies of Docker images as one DAG.
 
     \b
@@ -63,8 +79,15 @@ def cli(context: click.Context) -> None:
       buildflow schema > pipeline.schema.json  JSON Schema for editors
       buildflow docs building                  the documentation, installed with buildflow
 
+    The pipeline options (-f, --var, --registry, --log-format, --debug) go before or after the command; after it
+    wins. Every option has an environment variable, shown in each --help: BUILDFLOW_FILE, BUILDFLOW_LOG_FORMAT for
+    these, BUILDFLOW_BUILD_JOBS for build --jobs. NO_COLOR and FORCE_COLOR are honoured. Shell completion of
+    commands, options and target names: eval "$(_BUILDFLOW_COMPLETE=bash_source buildflow)" (zsh_source,
+    fish_source).
+
     The documentation comes with buildflow: `buildflow docs` lists it (the file format: `buildflow docs
-    pipeline-format`; building and reports: building; tests, lint and sizes: quality; CI pipelines: ci).
+    pipeline-format`; building and reports: building; tests, lint and sizes: quality; CI pipelines: ci; options,
+    environment variables, JSON logs and completion: cli). In a clone: docs/*.md.
     """
     if context.invoked_subcommand is None:
         click.echo(context.get_help())
@@ -85,44 +108,28 @@ for _command in (
     docs.docs,
 ):
     cli.add_command(_command)
+name_environment(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run the CLI and exit with a documented code."""
-    state["debug"] = "--debug" in (sys.argv[1:] if argv is None else argv)  # until the options are read
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    exits.configure_early(arguments)  # until the options are read
     try:
-        cli.main(args=argv, prog_name="buildflow", standalone_mode=False)
+        cli.main(args=arguments, prog_name="buildflow", standalone_mode=False, color=log.colour_choice())
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.exceptions.Abort:
-        click.echo("buildflow: interrupted", err=True)
-        sys.exit(130)
+        exits.say("buildflow: interrupted", EXIT_INTERRUPTED)
+        sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as error:
-        error.show()
-        sys.exit(EXIT_INVALID if error.exit_code == 2 else error.exit_code)
+        code = EXIT_INVALID if error.exit_code == 2 else error.exit_code
+        exits.usage_error(error, code)
+        sys.exit(code)
     except BuildflowError as error:
-        _report(error)
+        exits.problems(error)
         sys.exit(error.exit_code)
     except Exception as error:
-        click.echo(log.masked(f"buildflow: internal error: {type(error).__name__}: {error}"), err=True)
-        if state["debug"]:
-            _print_traceback()
-        else:
-            click.echo("rerun with --debug for a traceback, and please report it", err=True)
+        exits.internal_error(error)
         sys.exit(EXIT_INTERNAL)
     sys.exit(0)
-
-
-def _report(error: BuildflowError) -> None:
-    """Print a user error: one line per problem, a traceback only with --debug."""
-    for line in error.lines():
-        click.echo(log.masked(line), err=True)
-    if state["debug"]:
-        _print_traceback()
-
-
-def _print_traceback() -> None:
-    """The traceback of the exception being handled, on stderr (traceback is imported only when it is needed)."""
-    import traceback
-
-    traceback.print_exc()

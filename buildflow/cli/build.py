@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from buildflow.cli.completion import complete_targets
 from buildflow.cli.loading import buildx, load_plan, lookup_engine
 from buildflow.cli.options import (
     PipelineOptions,
@@ -23,7 +24,10 @@ from buildflow.cli.options import (
     selection_options,
     unwritable_directory,
 )
+from buildflow.cli.runs import run_counts, run_events, selection
 from buildflow.errors import Interrupted, RunFailed, UsageError
+
+Selection = tuple[Sequence[str], Sequence[str], str | None, Sequence[str]]  # TARGETs, --downstream, --since, --only
 
 if TYPE_CHECKING:
     from buildflow.engine.buildx import BuildxEngine
@@ -53,6 +57,7 @@ class ProgressChoice(click.Choice):  # type: ignore[type-arg]
     "only",
     multiple=True,
     metavar="TARGET",
+    shell_complete=complete_targets,
     help="Build exactly TARGET (all its images, or one image id such as 'app[tf=1.8.0]'; repeatable), no ancestor: "
     "its other parents must be in the registry already. Not with TARGET arguments, --downstream or --since.",
 )
@@ -130,6 +135,7 @@ class ProgressChoice(click.Choice):  # type: ignore[type-arg]
     "force_targets",
     multiple=True,
     metavar="TARGET",
+    shell_complete=complete_targets,
     help="Build TARGET even if it is up to date (repeatable); children follow if its digest changes.",
 )
 @rebuild_options
@@ -186,12 +192,13 @@ def build(
     run never leaves half a release tagged. A failing step's last lines are shown; DIR/RUN_ID/TARGET.log keeps
     all of it."""
     from buildflow.run.naming import BuildOptions
-    from buildflow.run.session import Interruption, run_build
+    from buildflow.run.session import Interruption
 
     check_report_paths({"--report": report_path, "--junit": junit_path, "--summary": summary_path})
     engine, logs = _engine_and_logs(timeout, log_dir)
+    wanted = (targets, downstream, since, only)
     with Interruption(engine, run_timeout=run_timeout or "") as interruption:
-        the_plan = _plan_unless_interrupted(options, (targets, downstream, since, only), engine, no_follow_bases)
+        the_plan = _plan_unless_interrupted(options, wanted, engine, no_follow_bases)
         choices = (builder_names, jobs, timeout), (lint_mode, wait, (progress, push))
         session = _session(the_plan, (engine, logs), options, *choices)
         run_options = _run_options(
@@ -205,9 +212,31 @@ def build(
             max_age=max_age,
             only_and_release=(bool(only), not no_release),
         )
-        result = run_build(the_plan, engine, run_options, interruption=interruption, session=session)
-        show_result(the_plan, result, report_path, junit_path, summary_path)
-    _exit_unless_done(result, interruption)
+        reports = (report_path, junit_path, summary_path)
+        _run_observed(the_plan, (engine, interruption), (run_options, session), options, (wanted, reports))
+
+
+def _run_observed(
+    plan: Plan,
+    engine_and_interruption: tuple[BuildxEngine, Interruption],
+    run_and_session: tuple[RunOptions, Session],
+    options: PipelineOptions,
+    wanted_and_reports: tuple[Selection, tuple[Path | None, Path | None, Path | None]],
+) -> None:
+    """Run the build between its run.started and run.finished events; show its result, write its reports, and raise
+    the error of a build that did not build everything or tag the release."""
+    from buildflow.run.session import run_build
+
+    engine, interruption = engine_and_interruption
+    run_options, session = run_and_session
+    (targets, downstream, since, only), reports = wanted_and_reports
+    chosen = selection(targets=targets, downstream=downstream, since=since, only=only)
+    builders = list(run_options.builders)  # none: the current docker context's
+    with run_events("build", session.run_id, plan, options, selection=chosen, builders=builders) as end:
+        result = run_build(plan, engine, run_options, interruption=interruption, session=session)
+        end.fields = run_counts(result)
+        show_result(plan, result, *reports)
+        _exit_unless_done(result, interruption)
 
 
 def _session(
@@ -224,6 +253,7 @@ def _session(
     engine, (run_id, logs) = engine_and_logs
     names, jobs, timeout = builders
     lint_mode, wait, (progress, push) = choices
+    progress = "plain" if options.log_format == "json" and progress == "tty" else progress  # stderr all JSON
     uses = _builders_unless_interrupted(plan, names, jobs, timeout, logs)
     _check_cache(plan, uses, engine, str(options.file))
     return Session(lint_mode, wait, _progress_view(progress, options, logs, push), uses, logs, run_id)
@@ -240,15 +270,12 @@ def _progress_view(progress: str, options: PipelineOptions, logs: RunLogs, push:
 
 
 def _plan_unless_interrupted(
-    options: PipelineOptions,
-    selection: tuple[Sequence[str], Sequence[str], str | None, Sequence[str]],
-    engine: BuildxEngine,
-    no_follow_bases: bool,
+    options: PipelineOptions, wanted: Selection, engine: BuildxEngine, no_follow_bases: bool
 ) -> Plan:
     """The plan of the selection; a signal while it is made (base images are looked up) ends the command."""
     from buildflow.run.session import RunInterrupted
 
-    targets, downstream, since, only = selection
+    targets, downstream, since, only = wanted
     check_only(only, targets, downstream, since)
     try:
         bases = None if no_follow_bases else lookup_engine(engine)

@@ -18,6 +18,7 @@ from buildflow.cli.options import (
     pipeline_options,
     selection_options,
 )
+from buildflow.cli.runs import image_test_counts, run_events, selection
 from buildflow.errors import RunFailed
 
 if TYPE_CHECKING:
@@ -90,18 +91,22 @@ def test_images(
     Names select exactly those targets (all matrix images of a name); with none, every target. A target's tests
     run one after the other, `--jobs` targets at a time. Exit code 1 when a test fails or an image is not built yet.
     """
+    from buildflow.run.logs import new_run_id
     from buildflow.run.testing import run_selected_tests
 
     check_report_paths({"--report": report_path, "--junit": junit_path})
-    engine = lookup_engine(buildx())
+    engine, run_id = lookup_engine(buildx()), new_run_id()
     the_plan = load_plan(options, (), downstream, since, engine)
-    results, problems = run_selected_tests(the_plan, engine, targets, push=push, jobs=jobs)
-    _show_tests(results, problems)
-    _write_test_reports(the_plan, results, problems, report_path, junit_path)
-    failed = sum(1 for found in results.values() for result in found if not result.passed)
-    if failed or problems:
-        targets_text = "1 target" if len(problems) == 1 else f"{len(problems)} targets"
-        raise RunFailed(f"buildflow: {failed} tests failed; the tests of {targets_text} could not run")
+    chosen = selection(targets=targets, downstream=downstream, since=since)
+    with run_events("test", run_id, the_plan, options, selection=chosen) as end:
+        results, problems = run_selected_tests(the_plan, engine, targets, push=push, jobs=jobs)
+        end.fields = image_test_counts(results, problems)
+        _show_tests(results, problems)
+        _write_test_reports(the_plan, (results, problems), run_id, report_path, junit_path)
+        failed = sum(1 for found in results.values() for result in found if not result.passed)
+        if failed or problems:
+            targets_text = "1 target" if len(problems) == 1 else f"{len(problems)} targets"
+            raise RunFailed(f"buildflow: {failed} tests failed; the tests of {targets_text} could not run")
 
 
 def _show_tests(results: Mapping[str, Sequence[TestResult]], problems: Mapping[str, str]) -> None:
@@ -120,17 +125,19 @@ def _show_tests(results: Mapping[str, Sequence[TestResult]], problems: Mapping[s
 
 def _write_test_reports(
     plan: Plan,
-    results: Mapping[str, Sequence[TestResult]],
-    problems: Mapping[str, str],
+    found: tuple[Mapping[str, Sequence[TestResult]], Mapping[str, str]],
+    run_id: str,
     report: Path | None,
     junit: Path | None,
 ) -> None:
-    """The JSON report and JUnit file of `buildflow test`, as asked for."""
+    """The JSON report and JUnit file of `buildflow test` (the results, and why some targets were not tested), as
+    asked for."""
+    results, problems = found
     if report:
         from buildflow.output.report import write_image_tests_report
 
-        write_image_tests_report(report, plan, results, problems)
+        write_image_tests_report(report, plan, results, problems, run_id)
     if junit:
         from buildflow.output.ci_reports import write_test_junit
 
-        write_test_junit(junit, plan, results)
+        write_test_junit(junit, plan, results, run_id)

@@ -21,8 +21,13 @@ def topics(directory: Path) -> dict[str, Path]:
     return {path.stem: path for path in sorted(directory.glob("*.md"))}
 
 
+def _complete_topic(context: click.Context, parameter: click.Parameter, incomplete: str) -> list[str]:
+    """The topics that start with what is typed (shell completion)."""
+    return [topic for topic in topics(docs_directory()) if topic.startswith(incomplete)]
+
+
 @click.command(short_help="Show the documentation that came with buildflow: a topic, or the list of topics.")
-@click.argument("topic", required=False)
+@click.argument("topic", required=False, shell_complete=_complete_topic)
 @click.option("--path", "show_path", is_flag=True, help="Print the topic's file (or the docs directory) instead.")
 def docs(topic: str | None, show_path: bool) -> None:
     """Show TOPIC of buildflow's documentation (Markdown), or list the topics.

@@ -9,7 +9,13 @@ import click
 
 from buildflow.cli.loading import buildx, load_plan, lookup_engine
 from buildflow.cli.options import PipelineOptions, max_age_seconds, pipeline_options, rebuild_options, selection_options
-from buildflow.errors import UsageError
+from buildflow.errors import EXIT_TARGET_FAILED, BuildflowError, UsageError
+
+
+class WouldBuild(BuildflowError):
+    """status --exit-code: a build would build something (exit 1)."""
+
+    exit_code = EXIT_TARGET_FAILED
 
 
 @click.command(short_help="Check a pipeline file and report every problem in it.")
@@ -60,6 +66,11 @@ def plan(
 @selection_options
 @rebuild_options
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit with code 1 when anything would be built (or the registry cannot be asked), 0 when all is up to date.",
+)
 @pipeline_options
 def status(
     *,
@@ -69,6 +80,7 @@ def status(
     max_age: str | None,
     no_follow_bases: bool,
     output_format: str,
+    exit_code: bool,
     options: PipelineOptions,
 ) -> None:
     """Say for every target whether its image in the registry is up to date, and if not, why:
@@ -76,7 +88,8 @@ def status(
     'parent cuda will be rebuilt', 'older than max-age 7d'. Builds nothing.
 
     The previous inputs come from the build records buildflow keeps beside each image in the registry,
-    so this works on a fresh CI runner.
+    so this works on a fresh CI runner. With --exit-code, like git diff --exit-code: exit code 1 when a build
+    would build anything (buildflow status --exit-code || buildflow build).
     """
     from buildflow.output.render import status_json, status_table
     from buildflow.run.freshness import plan_states
@@ -87,6 +100,11 @@ def status(
         raise UsageError(f"{options.file}: status needs a registry: set registry: in the file or pass --registry")
     states = plan_states(the_plan, engine, max_age=max_age_seconds(the_plan, max_age))
     click.echo(status_json(the_plan, states) if output_format == "json" else status_table(the_plan, states))
+    stale = [state for state in states.values() if state.digest is None]
+    if exit_code and stale:
+        unasked = sum(1 for state in stale if state.error is not None)
+        why = f" ({unasked} because the registry could not be asked)" if unasked else ""
+        raise WouldBuild(f"buildflow: {len(stale)} of {len(states)} images would be built{why}")
 
 
 @click.command(short_help="Draw the DAG as text, Graphviz DOT or Mermaid.")

@@ -1,5 +1,6 @@
-"""The options commands share: the pipeline file and how to read it, the target selection, when an up-to-date image
-is built anyway, the report files to write; and the checks of their values."""
+"""The options commands share: the pipeline file and how to read it (before or after the command), the target
+selection, when an up-to-date image is built anyway, the report files to write; the environment variable of every
+option; and the checks of their values."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
+from buildflow.cli.completion import complete_targets
 from buildflow.errors import UsageError
 
 if TYPE_CHECKING:
     from buildflow.plan.planner import Plan
 
 Command = Callable[..., None]  # a command's function, before click makes a command of it
+ENV_PREFIX = "BUILDFLOW"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ _PIPELINE_OPTIONS = [
         type=click.Path(path_type=Path, dir_okay=False),
         default=Path("buildflow.yaml"),
         show_default=True,
+        envvar=f"{ENV_PREFIX}_FILE",
         help="Pipeline file.",
     ),
     click.option(
@@ -46,36 +51,88 @@ _PIPELINE_OPTIONS = [
         "variables",
         multiple=True,
         metavar="NAME=VALUE",
-        help="Override a pipeline variable or a built-in such as git_commit (repeatable).",
+        envvar=f"{ENV_PREFIX}_VAR",
+        help="Override a pipeline variable or a built-in such as git_commit (repeatable; in the environment "
+        "variable, separated by spaces).",
     ),
     click.option(
-        "--registry", metavar="HOST[:PORT][/PATH]", help="Registry for tags without one (overrides the file)."
+        "--registry",
+        metavar="HOST[:PORT][/PATH]",
+        envvar=f"{ENV_PREFIX}_REGISTRY",
+        help="Registry for tags without one (overrides the file).",
     ),
     click.option(
         "--log-format",
         type=click.Choice(["console", "json"]),
         default="console",
         show_default=True,
-        envvar="BUILDFLOW_LOG_FORMAT",
-        help="Log lines on stderr: readable, or JSON lines for machines.",
+        envvar=f"{ENV_PREFIX}_LOG_FORMAT",
+        help="Log lines on stderr: readable, or JSON lines for machines (then every line on stderr is JSON).",
     ),
-    click.option("--debug", is_flag=True, help="Debug logs, and a traceback for errors."),
+    click.option("--debug", is_flag=True, envvar=f"{ENV_PREFIX}_DEBUG", help="Debug logs, and a traceback for errors."),
 ]
 
 
+def global_options(group: Command) -> Command:
+    """Add the pipeline options to the group, to be given before the command too (buildflow -f x.yaml build);
+    the commands read them there (pipeline_options)."""
+    for option in reversed(_PIPELINE_OPTIONS):
+        group = option(group)
+    return group
+
+
 def pipeline_options(command: Command) -> Command:
-    """Add the pipeline options to a command; it receives them as one PipelineOptions `options`."""
+    """Add the pipeline options to a command; it receives them as one PipelineOptions `options`, each one as given
+    after the command, else before it (global_options), else from its environment variable or default."""
 
     @functools.wraps(command)
     def with_options(
         *, file: Path, variables: Sequence[str], registry: str | None, log_format: str, debug: bool, **rest: object
     ) -> None:
         """Call the command with its pipeline options in one PipelineOptions (wraps gives this the command's doc)."""
-        command(options=PipelineOptions(file, tuple(variables), registry, log_format, debug), **rest)
+        given = {"file": file, "variables": variables, "registry": registry, "log_format": log_format, "debug": debug}
+        merged = {name: given_value(name, value) for name, value in given.items()}
+        merged["variables"] = tuple(merged["variables"])
+        command(options=PipelineOptions(**merged), **rest)
 
     for option in reversed(_PIPELINE_OPTIONS):
         with_options = option(with_options)
     return with_options
+
+
+def given_value(name: str, value: Any, context: click.Context | None = None) -> Any:
+    """A pipeline option's value in the running command: as given after the command, else as given before it, else
+    from its environment variable or default (`value`); --var given in both places adds up, the later winning."""
+    context = context or click.get_current_context(silent=True)
+    parent = context.parent if context is not None else None
+    if context is None or parent is None or parent.get_parameter_source(name) != ParameterSource.COMMANDLINE:
+        return value
+    before = parent.params[name]
+    if context.get_parameter_source(name) != ParameterSource.COMMANDLINE:
+        return before
+    return (*before, *value) if name == "variables" else value
+
+
+def name_environment(group: click.Group) -> None:
+    """Give every option without one an environment variable, shown in --help: BUILDFLOW_OPTION for the group's
+    options (the pipeline options: BUILDFLOW_FILE, BUILDFLOW_LOG_FORMAT), BUILDFLOW_COMMAND_OPTION for a command's
+    own (BUILDFLOW_BUILD_JOBS): the same flag can mean different things to two commands (--format, --jobs)."""
+    for parameter in group.params:
+        _name_variable(parameter, ENV_PREFIX)
+    for name, command in group.commands.items():
+        for parameter in command.params:
+            _name_variable(parameter, f"{ENV_PREFIX}_{name.upper().replace('-', '_')}")
+
+
+def _name_variable(parameter: click.Parameter, prefix: str) -> None:
+    """An option's environment variable, after its longest flag (--no-cache: PREFIX_NO_CACHE), shown in --help;
+    arguments, and options that only act (--help, --version), have none."""
+    if not isinstance(parameter, click.Option) or not parameter.expose_value or parameter.is_eager:
+        return
+    if parameter.envvar is None:
+        flag = max((opt for opt in parameter.opts if opt.startswith("--")), key=len)
+        parameter.envvar = f"{prefix}_{flag[2:].replace('-', '_').upper()}"
+    parameter.show_envvar = True
 
 
 def selection_options(command: Command) -> Command:
@@ -90,9 +147,10 @@ def selection_options(command: Command) -> Command:
         "downstream",
         multiple=True,
         metavar="TARGET",
+        shell_complete=complete_targets,
         help="Also select TARGET and every target built on it (repeatable).",
     )(command)
-    return click.argument("targets", nargs=-1)(command)
+    return click.argument("targets", nargs=-1, shell_complete=complete_targets)(command)
 
 
 def rebuild_options(command: Command) -> Command:

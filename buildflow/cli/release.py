@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 import click
 
 from buildflow.cli.build import exit_if_interrupted, show_result
+from buildflow.cli.completion import complete_targets
 from buildflow.cli.loading import buildx, load_plan, lookup_engine
 from buildflow.cli.options import PipelineOptions, check_report_paths, output_file, pipeline_options
+from buildflow.cli.runs import run_counts, run_events, selection
 from buildflow.errors import Interrupted, RunFailed
 
 if TYPE_CHECKING:
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 @click.command(
     short_help="Move the release tags of images built earlier (build --only … --no-release), all or nothing."
 )
-@click.argument("targets", nargs=-1)
+@click.argument("targets", nargs=-1, shell_complete=complete_targets)
 @click.option(
     "--retries",
     type=click.IntRange(1, 20),
@@ -69,18 +71,24 @@ def release(
     import dataclasses
 
     from buildflow.output.progress import Progress
+    from buildflow.run.logs import new_run_id
     from buildflow.run.releasing import release_built
     from buildflow.run.session import Interruption
 
     check_report_paths({"--report": report_path, "--junit": junit_path, "--summary": summary_path})
-    engine = buildx()
+    engine, run_id = buildx(), new_run_id()
     with Interruption(engine) as interruption:
         the_plan = _plan_unless_interrupted(options, targets, engine, no_follow_bases)
         retry = dataclasses.replace(the_plan.pipeline.retry, attempts=retries) if retries else None
-        with Progress() as events:
-            result = release_built(the_plan, engine, retry=retry, wait=wait, interruption=interruption, events=events)
-        show_result(the_plan, result, report_path, junit_path, summary_path)
-    _exit_unless_released(result, interruption)
+        with run_events("release", run_id, the_plan, options, selection=selection(targets=targets)) as end:
+            with Progress() as events:
+                result = release_built(
+                    the_plan, engine, retry=retry, wait=wait, interruption=interruption, events=events
+                )
+            result.run_id = run_id
+            end.fields = run_counts(result)
+            show_result(the_plan, result, report_path, junit_path, summary_path)
+            _exit_unless_released(result, interruption)
 
 
 def _plan_unless_interrupted(

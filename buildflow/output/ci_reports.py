@@ -23,6 +23,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+RUN_ID_PROPERTY = "buildflow.run_id"  # the testsuite property holding the run's id
+
+
 class _Suite(TestSuite):
     """A testsuite that also names the file its tests come from (read by GitLab and Jenkins)."""
 
@@ -110,7 +113,7 @@ def junit_xml(plan: Plan, result: RunResult) -> JUnitXml:
     if result.release_error:
         cases.append(_release_testcase(result.release_error))
     tests = {outcome.target.id: outcome.tests for outcome in result.outcomes.values()}
-    return _document(plan, cases + image_testcases(tests))
+    return _document(plan, cases + image_testcases(tests), result.run_id)
 
 
 def image_testcases(tests: Mapping[str, Sequence[TestResult]]) -> list[TestCase]:
@@ -118,10 +121,13 @@ def image_testcases(tests: Mapping[str, Sequence[TestResult]]) -> list[TestCase]
     return [_image_testcase(target_id, result) for target_id, results in tests.items() for result in results]
 
 
-def _document(plan: Plan, cases: list[TestCase]) -> JUnitXml:
-    """A JUnit document of one testsuite 'buildflow' holding `cases`."""
+def _document(plan: Plan, cases: list[TestCase], run_id: str = "") -> JUnitXml:
+    """A JUnit document of one testsuite 'buildflow' holding `cases`, and the run's id as its property
+    buildflow.run_id."""
     suite = _Suite("buildflow")
     suite.file = _xml_text(str(plan.pipeline.file))
+    if run_id:
+        suite.add_property(RUN_ID_PROPERTY, run_id)
     suite.add_testcases(cases)
     root = JUnitXml()
     root.add_testsuite(suite)
@@ -148,10 +154,10 @@ def write_junit(path: Path, plan: Plan, result: RunResult) -> None:
     path.write_bytes(junit_document(plan, result))
 
 
-def write_test_junit(path: Path, plan: Plan, tests: Mapping[str, Sequence[TestResult]]) -> None:
+def write_test_junit(path: Path, plan: Plan, tests: Mapping[str, Sequence[TestResult]], run_id: str = "") -> None:
     """Write the JUnit XML file of `buildflow test`: one testcase per test run inside an image."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_bytes(_document(plan, image_testcases(tests))))
+    path.write_bytes(_bytes(_document(plan, image_testcases(tests), run_id)))
 
 
 # ---- Markdown -----------------------------------------------------------------------------------------------
@@ -232,6 +238,8 @@ def summary_markdown(plan: Plan, result: RunResult) -> str:
     elif result.release_skipped:
         lines += ["", f"**Release tags not applied:** {_cell(result.release_skipped)}"]
     lines += ["", *_graph(plan)]
+    if result.run_id:
+        lines += ["", f"<sub>buildflow run {_cell(result.run_id)}</sub>"]
     return log.masked("\n".join(lines) + "\n")
 
 

@@ -187,10 +187,11 @@ def write_report(path: Path, plan: Plan, result: RunResult) -> None:
 
 
 def image_tests_document(
-    plan: Plan, results: Mapping[str, Sequence[TestResult]], problems: Mapping[str, str]
+    plan: Plan, results: Mapping[str, Sequence[TestResult]], problems: Mapping[str, str], run_id: str = ""
 ) -> dict[str, Any]:
     """The JSON report of `buildflow test`: every test's result, exit code and output, and the targets not tested."""
     return {
+        "run_id": run_id or None,
         "pipeline": str(plan.pipeline.file),
         "targets": [{"id": target_id, "tests": [r.to_json() for r in found]} for target_id, found in results.items()],
         "not_run": dict(problems),
@@ -198,8 +199,9 @@ def image_tests_document(
 
 
 def write_image_tests_report(
-    path: Path, plan: Plan, results: Mapping[str, Sequence[TestResult]], problems: Mapping[str, str]
+    path: Path, plan: Plan, results: Mapping[str, Sequence[TestResult]], problems: Mapping[str, str], run_id: str = ""
 ) -> None:
     """Write the JSON report of `buildflow test` (parents created as needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(log.masked(json.dumps(image_tests_document(plan, results, problems), indent=2)) + "\n")
+    document = image_tests_document(plan, results, problems, run_id)
+    path.write_text(log.masked(json.dumps(document, indent=2)) + "\n")

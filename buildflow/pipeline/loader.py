@@ -12,6 +12,7 @@ from buildflow.errors import PipelineError, Problem
 from buildflow.model import Pipeline
 from buildflow.pipeline import matrix
 from buildflow.pipeline.resolve import BaseResolver, resolve
+from buildflow.pipeline.resolve import image_names as resolved_names
 from buildflow.pipeline.source import line_finder, read_document
 from buildflow.pipeline.spec import schema_problems
 
@@ -49,6 +50,18 @@ def load_pipeline(
     if problems or pipeline is None:
         raise PipelineError(_with_lines(problems, text, display))
     return pipeline
+
+
+def image_names(path: Path, *, overrides: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """(target name, image id) of every image of a pipeline file as far as it can be read, without reading a
+    Dockerfile or a context (for shell completion); PipelineError if the file cannot be read at all."""
+    display = str(path)
+    _, data = read_document(path, display)
+    _check_target_count(data, display)
+    problems = _schema_problems(data, display, None)
+    if problems and not all(map(_is_target_problem, problems)):
+        return []
+    return resolved_names(data, file=path, overrides=overrides or {}, skip=_broken_fields(problems))
 
 
 def _check_target_count(data: Mapping[str, Any], display: str) -> None:

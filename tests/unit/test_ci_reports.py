@@ -397,3 +397,18 @@ def test_a_graph_under_the_limit_is_drawn_whole(tmp_path: Path) -> None:
     result = RunResult({step.target.id: Outcome(step.target, Status.BUILT) for step in plan.steps}, 1.0)
     markdown = summary_markdown(plan, result)
     assert "one node per generation" not in markdown and markdown.count("-->") == 500
+
+
+# ---- the run id -----------------------------------------------------------------------------------------------
+
+
+def test_the_run_id_is_a_junit_property_and_the_markdown_summary_s_last_line(plan: Plan, mixed: RunResult) -> None:
+    mixed.run_id = "20261202T080531Z-150b"
+    suite = ET.fromstring(junit_document(plan, mixed)).find("testsuite")
+    assert suite is not None
+    properties = {p.attrib["name"]: p.attrib["value"] for p in suite.iter("property")}
+    assert properties == {"buildflow.run_id": "20261202T080531Z-150b"}
+    assert summary_markdown(plan, mixed).splitlines()[-1] == "<sub>buildflow run 20261202T080531Z-150b</sub>"
+    mixed.run_id = ""
+    assert "<property" not in junit_document(plan, mixed).decode()
+    assert "buildflow run" not in summary_markdown(plan, mixed)

@@ -18,7 +18,7 @@ from buildflow.pipeline.resolve.settings import builder_specs, rebuild_policy, r
 from buildflow.pipeline.resolve.state import State, start
 from buildflow.pipeline.spec import PipelineSpec
 
-__all__ = ["BaseResolver", "resolve"]
+__all__ = ["BaseResolver", "image_names", "resolve"]
 
 
 def resolve(
@@ -59,3 +59,18 @@ def _pipeline(state: State, targets: dict[str, Target], order: list[list[str]]) 
     retry, rebuild = retry_policy(state.spec.get("retry", {})), rebuild_policy(state.spec.get("rebuild", {}))
     builders = builder_specs(state.spec.get("builders", []))
     return Pipeline(state.file, state.root, state.registry, targets, order, retry, rebuild, builders)
+
+
+def image_names(
+    spec: PipelineSpec, *, file: Path, overrides: Mapping[str, str], skip: Mapping[str, set[str]]
+) -> list[tuple[str, str]]:
+    """(target name, image id) of every image, from variables and matrices alone, problems ignored: no Dockerfile
+    or context is read (for shell completion)."""
+    state = start(spec, file=file, display=str(file), registry=None, skip=skip)
+    try:
+        scope = base_scope(state, overrides, uses_git=False)
+        for name in template_order(state, skip):
+            state.images[name] = expand_target(state, name, scope)
+    except LimitExceeded:
+        pass
+    return [(image.name, image.id) for name in state.specs for image in state.images.get(name, [])]
