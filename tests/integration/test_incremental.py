@@ -187,7 +187,7 @@ def test_the_junit_file_counts_built_reused_failed_and_blocked(project: Project)
     assert suite.tag == "testsuites"
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "1", "3")
     cases = {case.name: case for suite in JUnitXml.fromfile(str(junit)) for case in suite}
-    assert "exit code: 7" in cases["mid"].result[0].message
+    assert "exit code 7" in cases["mid"].result[0].message
     text = summary.read_text()
     assert "| mid | FAILED |" in text and "```mermaid" in text
 

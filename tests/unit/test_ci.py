@@ -4,6 +4,7 @@ deterministic, checked with --check, within the CI systems' limits, ids named an
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -308,7 +309,7 @@ def test_ids_are_quoted_for_the_shell_and_for_make(capsys: pytest.CaptureFixture
     assert built == ids
     makefile = tmp_path / "buildflow.mk"
     makefile.write_text(generate(capsys, "make", path))
-    done = subprocess.run(["make", "-n", "-f", str(makefile), "all"], capture_output=True, text=True, check=True)
+    done = run_make("-n", "-f", str(makefile), "all")
     assert [shlex.split(line)[5] for line in done.stdout.splitlines()] == ids
 
 
@@ -465,6 +466,15 @@ def test_quoted_is_one_shell_word(text: str) -> None:
 # ---- make as the engine -------------------------------------------------------------------------------------------
 
 
+def run_make(*argv: str) -> subprocess.CompletedProcess[str]:
+    """Run make as a user would, even when pytest runs under make: no inherited MAKEFLAGS, no directory lines."""
+    outer = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
+    environment = {name: value for name, value in os.environ.items() if name not in outer}
+    return subprocess.run(
+        ["make", "--no-print-directory", *argv], capture_output=True, text=True, check=True, env=environment
+    )
+
+
 @pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
 @pytest.mark.parametrize(("file", "goal"), [("examples/quickstart/buildflow.yaml", "bundle"), (None, "t21")])
 def test_make_runs_the_dag_in_order(
@@ -474,12 +484,7 @@ def test_make_runs_the_dag_in_order(
     pipeline = file or str(tree)
     makefile = tmp_path / "buildflow.mk"
     makefile.write_text(generate(capsys, "make", pipeline))
-    done = subprocess.run(
-        ["make", "-n", "-j4", "-f", str(makefile), goal, "BUILDFLOW=bf"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_make("-n", "-j4", "-f", str(makefile), goal, "BUILDFLOW=bf")
     built = [shlex.split(line)[5] for line in done.stdout.splitlines()]
     plan = plan_of(pipeline)
     wanted = make_plan(plan.pipeline, [goal])
@@ -492,7 +497,7 @@ def test_make_runs_the_dag_in_order(
 def test_make_help_lists_every_image(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     makefile = tmp_path / "buildflow.mk"
     makefile.write_text(generate(capsys, "make", "examples/quickstart/buildflow.yaml"))
-    done = subprocess.run(["make", "-f", str(makefile)], capture_output=True, text=True, check=True)
+    done = run_make("-f", str(makefile))
     listed = {line.split()[1]: line.split()[2] for line in done.stdout.splitlines()}
     assert listed["tools--flavour-small"] == "tools[flavour=small]"
     assert {"help", "all", "release", "base", "app", "bundle"} <= set(listed)
