@@ -28,6 +28,7 @@ from buildflow.cli.runs import run_counts, run_events, selection
 from buildflow.errors import Interrupted, RunFailed, UsageError
 
 Selection = tuple[Sequence[str], Sequence[str], str | None, Sequence[str]]  # TARGETs, --downstream, --since, --only
+Reports = tuple[Path | None, Path | None, Path | None, Path | None]  # --report, --junit, --summary, --html
 
 if TYPE_CHECKING:
     from buildflow.engine.buildx import BuildxEngine
@@ -120,6 +121,12 @@ class ProgressChoice(click.Choice):  # type: ignore[type-arg]
 @output_file(
     "--summary", "FILE.md", "Write a Markdown summary with the DAG (also appended to $GITHUB_STEP_SUMMARY if set)."
 )
+@output_file(
+    "--html",
+    "FILE.html",
+    "Write one self-contained HTML page of the run: the DAG coloured by status, a timeline with the critical path, "
+    "sizes and wasted bytes, each failure's last lines.",
+)
 @click.option(
     "--progress",
     type=ProgressChoice(),
@@ -174,6 +181,7 @@ def build(
     report_path: Path | None,
     junit_path: Path | None,
     summary_path: Path | None,
+    html_path: Path | None,
     progress: str,
     force: bool,
     force_targets: Sequence[str],
@@ -194,7 +202,7 @@ def build(
     from buildflow.run.naming import BuildOptions
     from buildflow.run.session import Interruption
 
-    check_report_paths({"--report": report_path, "--junit": junit_path, "--summary": summary_path})
+    reports = checked_reports(report_path, junit_path, summary_path, html_path)
     engine, logs = _engine_and_logs(timeout, log_dir)
     wanted = (targets, downstream, since, only)
     with Interruption(engine, run_timeout=run_timeout or "") as interruption:
@@ -212,7 +220,6 @@ def build(
             max_age=max_age,
             only_and_release=(bool(only), not no_release),
         )
-        reports = (report_path, junit_path, summary_path)
         _run_observed(the_plan, (engine, interruption), (run_options, session), options, (wanted, reports))
 
 
@@ -221,7 +228,7 @@ def _run_observed(
     engine_and_interruption: tuple[BuildxEngine, Interruption],
     run_and_session: tuple[RunOptions, Session],
     options: PipelineOptions,
-    wanted_and_reports: tuple[Selection, tuple[Path | None, Path | None, Path | None]],
+    wanted_and_reports: tuple[Selection, Reports],
 ) -> None:
     """Run the build between its run.started and run.finished events; show its result, write its reports, and raise
     the error of a build that did not build everything or tag the release."""
@@ -235,7 +242,7 @@ def _run_observed(
     with run_events("build", session.run_id, plan, options, selection=chosen, builders=builders) as end:
         result = run_build(plan, engine, run_options, interruption=interruption, session=session)
         end.fields = run_counts(result)
-        show_result(plan, result, *reports)
+        show_result(plan, result, reports)
         _exit_unless_done(result, interruption)
 
 
@@ -378,16 +385,27 @@ def check_only(only: Sequence[str], targets: Sequence[str], downstream: Sequence
         raise UsageError(f"--only cannot be combined with {' or '.join(others)}: it names exactly the images to build")
 
 
-def show_result(
-    plan: Plan, result: RunResult, report_path: Path | None, junit_path: Path | None, summary_path: Path | None
-) -> None:
-    """The summary table on stdout; the JSON report, the JUnit file and the Markdown summary that were asked for;
-    the GitHub step summary."""
+def checked_reports(report: Path | None, junit: Path | None, summary: Path | None, html: Path | None) -> Reports:
+    """The report files asked for (--report, --junit, --summary, --html), each checked writable before anything is
+    built or released (exit 2 naming it)."""
+    check_report_paths({"--report": report, "--junit": junit, "--summary": summary, "--html": html})
+    return report, junit, summary, html
+
+
+def show_result(plan: Plan, result: RunResult, reports: Reports, command: str = "build") -> None:
+    """The summary table on stdout; the JSON report, the JUnit file, the Markdown summary and the HTML page that
+    were asked for; the GitHub step summary."""
     from buildflow.output.report import summary_table, write_report
 
+    report_path, junit_path, summary_path, html_path = reports
     click.echo(summary_table(result))
     if report_path:
         write_report(report_path, plan, result)
+    if html_path:
+        from buildflow.output.html_report import write_html
+        from buildflow.output.runview import run_view
+
+        write_html(html_path, run_view(plan, result, command))
     if not (junit_path or summary_path or os.environ.get("GITHUB_STEP_SUMMARY")):
         return
     from buildflow.output.ci_reports import append_github_step_summary, write_junit, write_summary

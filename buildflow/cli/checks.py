@@ -73,6 +73,9 @@ def lint(
 @click.option("--push/--no-push", default=True, show_default=True, help="Test the registry's images, or local ones.")
 @output_file("--report", "FILE.json", "Write every test's result, exit code and output here.")
 @output_file("--junit", "FILE.xml", "Write a JUnit file, one testcase per test.")
+@output_file(
+    "--html", "FILE.html", "Write one self-contained HTML page: the DAG coloured by result, a timeline, each failure."
+)
 @pipeline_options
 def test_images(
     *,
@@ -83,6 +86,7 @@ def test_images(
     push: bool,
     report_path: Path | None,
     junit_path: Path | None,
+    html_path: Path | None,
     options: PipelineOptions,
 ) -> None:
     """Run the `test:` commands of the selected targets (their own and inherited ones) in containers of the
@@ -92,9 +96,10 @@ def test_images(
     run one after the other, `--jobs` targets at a time. Exit code 1 when a test fails or an image is not built yet.
     """
     from buildflow.run.logs import new_run_id
-    from buildflow.run.testing import run_selected_tests
+    from buildflow.run.testing import chosen_ids, run_selected_tests
 
-    check_report_paths({"--report": report_path, "--junit": junit_path})
+    reports = (report_path, junit_path, html_path)
+    check_report_paths({"--report": report_path, "--junit": junit_path, "--html": html_path})
     engine, run_id = lookup_engine(buildx()), new_run_id()
     the_plan = load_plan(options, (), downstream, since, engine)
     chosen = selection(targets=targets, downstream=downstream, since=since)
@@ -102,7 +107,7 @@ def test_images(
         results, problems = run_selected_tests(the_plan, engine, targets, push=push, jobs=jobs)
         end.fields = image_test_counts(results, problems)
         _show_tests(results, problems)
-        _write_test_reports(the_plan, (results, problems), run_id, report_path, junit_path)
+        _write_test_reports(the_plan, (results, problems, chosen_ids(the_plan, targets)), run_id, reports)
         failed = sum(1 for found in results.values() for result in found if not result.passed)
         if failed or problems:
             targets_text = "1 target" if len(problems) == 1 else f"{len(problems)} targets"
@@ -125,14 +130,14 @@ def _show_tests(results: Mapping[str, Sequence[TestResult]], problems: Mapping[s
 
 def _write_test_reports(
     plan: Plan,
-    found: tuple[Mapping[str, Sequence[TestResult]], Mapping[str, str]],
+    found: tuple[Mapping[str, Sequence[TestResult]], Mapping[str, str], Sequence[str]],
     run_id: str,
-    report: Path | None,
-    junit: Path | None,
+    reports: tuple[Path | None, Path | None, Path | None],
 ) -> None:
-    """The JSON report and JUnit file of `buildflow test` (the results, and why some targets were not tested), as
-    asked for."""
-    results, problems = found
+    """The JSON report, JUnit file and HTML page of `buildflow test` (the results, and why some targets were not
+    tested; the HTML page shows every image chosen), as asked for."""
+    results, problems, chosen = found
+    report, junit, page = reports
     if report:
         from buildflow.output.report import write_image_tests_report
 
@@ -141,3 +146,8 @@ def _write_test_reports(
         from buildflow.output.ci_reports import write_test_junit
 
         write_test_junit(junit, plan, results, run_id)
+    if page:
+        from buildflow.output.html_report import write_html
+        from buildflow.output.runview import image_tests_view
+
+        write_html(page, image_tests_view(plan, (results, problems), chosen, run_id))

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from buildflow.cli.build import exit_if_interrupted, show_result
+from buildflow.cli.build import checked_reports, exit_if_interrupted, show_result
 from buildflow.cli.completion import complete_targets
 from buildflow.cli.loading import buildx, load_plan, lookup_engine
-from buildflow.cli.options import PipelineOptions, check_report_paths, output_file, pipeline_options
+from buildflow.cli.options import PipelineOptions, output_file, pipeline_options
 from buildflow.cli.runs import run_counts, run_events, selection
 from buildflow.errors import Interrupted, RunFailed
 
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 @output_file(
     "--summary", "FILE.md", "Write a Markdown summary with the DAG (also appended to $GITHUB_STEP_SUMMARY if set)."
 )
+@output_file(
+    "--html", "FILE.html", "Write one self-contained HTML page: the DAG coloured by status, each image's problem."
+)
 @click.option(
     "--wait/--no-wait",
     default=True,
@@ -57,6 +60,7 @@ def release(
     report_path: Path | None,
     junit_path: Path | None,
     summary_path: Path | None,
+    html_path: Path | None,
     wait: bool,
     options: PipelineOptions,
 ) -> None:
@@ -75,7 +79,7 @@ def release(
     from buildflow.run.releasing import release_built
     from buildflow.run.session import Interruption
 
-    check_report_paths({"--report": report_path, "--junit": junit_path, "--summary": summary_path})
+    reports = checked_reports(report_path, junit_path, summary_path, html_path)
     engine, run_id = buildx(), new_run_id()
     with Interruption(engine) as interruption:
         the_plan = _plan_unless_interrupted(options, targets, engine, no_follow_bases)
@@ -87,7 +91,7 @@ def release(
                 )
             result.run_id = run_id
             end.fields = run_counts(result)
-            show_result(the_plan, result, report_path, junit_path, summary_path)
+            show_result(the_plan, result, reports, "release")
             _exit_unless_released(result, interruption)
 
 

@@ -13,15 +13,18 @@ from junitparser import Attr, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from buildflow import log
 from buildflow.output.render import MERMAID_MAX_EDGES, generations_mermaid, graph_mermaid
-from buildflow.output.report import WASTE_HEADING, on_builder, short_digest, size_cell, totals, waste_lines
+from buildflow.output.report import (
+    WASTE_HEADING,
+    on_builder,
+    printable,
+    short_digest,
+    size_cell,
+    totals,
+    waste_lines,
+)
 from buildflow.plan.planner import Plan
 from buildflow.run.imagetests import TestResult
 from buildflow.run.outcome import Outcome, RunResult, Status
-
-# Terminal colour codes, then every character XML 1.0 cannot hold (build output carries both).
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
 
 RUN_ID_PROPERTY = "buildflow.run_id"  # the testsuite property holding the run's id
 
@@ -33,11 +36,6 @@ class _Suite(TestSuite):
 
 
 # ---- JUnit XML ----------------------------------------------------------------------------------------------
-
-
-def _xml_text(text: str) -> str:
-    """Text that XML can hold: colour codes and control characters dropped."""
-    return _NOT_XML.sub("", _ANSI.sub("", text))
 
 
 def _tags(outcome: Outcome) -> tuple[str, ...]:
@@ -53,13 +51,13 @@ def _junit_result(outcome: Outcome) -> Failure | Skipped | None:
     if outcome.status == Status.BUILT:
         return None
     if outcome.status == Status.FAILED:
-        failure = Failure(_xml_text(outcome.error) or "failed", "BuildError")
+        failure = Failure(printable(outcome.error) or "failed", "BuildError")
         details = outcome.failure.details() if outcome.failure else []
-        failure.text = _xml_text("\n".join([outcome.error, *details]))
+        failure.text = printable("\n".join([outcome.error, *details]))
         return failure
     if outcome.status == Status.REUSED:
-        return Skipped(_xml_text(f"reused: {outcome.why}" if outcome.why else "reused"))
-    return Skipped(_xml_text(outcome.error) or str(outcome.status).lower())
+        return Skipped(printable(f"reused: {outcome.why}" if outcome.why else "reused"))
+    return Skipped(printable(outcome.error) or str(outcome.status).lower())
 
 
 def _system_out(outcome: Outcome) -> str:
@@ -70,7 +68,7 @@ def _system_out(outcome: Outcome) -> str:
     tags = _tags(outcome)
     if tags:
         lines.append(f"tags: {', '.join(tags)}")
-    return _xml_text("\n".join(lines))
+    return printable("\n".join(lines))
 
 
 def _testcase(outcome: Outcome) -> TestCase:
@@ -88,21 +86,21 @@ def _testcase(outcome: Outcome) -> TestCase:
 def _release_testcase(error: str) -> TestCase:
     """The release step as a failed testcase."""
     case = TestCase("release", "buildflow", 0.0)
-    case.result = Failure(_xml_text(error), "ReleaseError")
+    case.result = Failure(printable(error), "ReleaseError")
     return case
 
 
 def _image_testcase(target_id: str, result: TestResult) -> TestCase:
     """One test run inside an image: classname the target, name the command, failure or skip with its reason."""
-    case = TestCase(_xml_text(result.test.command), _xml_text(target_id), round(result.seconds, 3))
+    case = TestCase(printable(result.test.command), printable(target_id), round(result.seconds, 3))
     if result.status == "failed":
-        failure = Failure(_xml_text(result.reason), "ImageTestFailure")
-        failure.text = _xml_text(result.output)
+        failure = Failure(printable(result.reason), "ImageTestFailure")
+        failure.text = printable(result.output)
         case.result = failure
     elif result.status == "skipped":
-        case.result = Skipped(_xml_text(result.reason))
+        case.result = Skipped(printable(result.reason))
     if result.test.origin != target_id:
-        case.system_out = _xml_text(f"inherited from {result.test.origin}")
+        case.system_out = printable(f"inherited from {result.test.origin}")
     return case
 
 
@@ -125,7 +123,7 @@ def _document(plan: Plan, cases: list[TestCase], run_id: str = "") -> JUnitXml:
     """A JUnit document of one testsuite 'buildflow' holding `cases`, and the run's id as its property
     buildflow.run_id."""
     suite = _Suite("buildflow")
-    suite.file = _xml_text(str(plan.pipeline.file))
+    suite.file = printable(str(plan.pipeline.file))
     if run_id:
         suite.add_property(RUN_ID_PROPERTY, run_id)
     suite.add_testcases(cases)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,6 +16,15 @@ from buildflow.quality.summary import SizeSummary
 from buildflow.run.imagetests import TestResult, summary
 from buildflow.run.outcome import Outcome, RunResult, Status
 from buildflow.sizes import human
+
+# Terminal colour codes, then every character XML 1.0 (and so HTML) cannot hold: build output carries both.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def printable(text: str) -> str:
+    """Text that XML and HTML can hold: colour codes and control characters dropped."""
+    return _NOT_XML.sub("", _ANSI.sub("", text))
 
 
 def short_digest(digest: str) -> str:
@@ -172,6 +182,7 @@ def _target_document(outcome: Outcome) -> dict[str, Any]:
         "why": outcome.why or None,
         "tests": [result.to_json() for result in outcome.tests],
         "size": outcome.size.to_json() if outcome.size else None,
+        "phases": [phase.to_json() for phase in outcome.timeline()],
     }
 
 

@@ -121,8 +121,10 @@ class Scheduler:
         for target_id in self.outcomes:
             for parent in self._parents_in_plan(target_id):
                 self.children[parent].append(target_id)
-        ready = [(self.order[tid], tid) for tid in self.outcomes if not self._parents_in_plan(tid)]
-        heapq.heapify(ready)
+        ready: Ready = []
+        for target_id in self.outcomes:
+            if not self._parents_in_plan(target_id):
+                self._make_ready(target_id, ready)
         running: dict[Future[bool], tuple[str, PoolBuilder]] = {}
         slots = sum(builder.jobs for builder in self.state.pool.builders)
         with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="build") as workers:
@@ -166,7 +168,12 @@ class Scheduler:
         if len(self._homes(child_id)) > 1:
             return  # parents in two builders' stores: wait for their pushes
         self.queued.add(child_id)
-        heapq.heappush(ready, (self.order[child_id], child_id))
+        self._make_ready(child_id, ready)
+
+    def _make_ready(self, target_id: str, ready: Ready) -> None:
+        """Queue a target whose parents are handed on: from now on it waits only for a builder's free slot."""
+        self.outcomes[target_id].ready = time.time()
+        heapq.heappush(ready, (self.order[target_id], target_id))
 
     def _homes(self, target_id: str) -> set[str]:
         """The builders whose stores hold parents of a target that are not pushed yet (it must go there)."""
@@ -215,7 +222,7 @@ class Scheduler:
         error = outcome.error
         outcome.again()
         self.state.events("requeued", outcome, builder=builder.shown, error=error)
-        heapq.heappush(ready, (self.order[target_id], target_id))
+        self._make_ready(target_id, ready)
         return True
 
     def _no_builder_left(self, ready: Ready) -> None:

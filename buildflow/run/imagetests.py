@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -58,6 +59,7 @@ class TestResult:
     seconds: float = 0.0
     output: str = ""
     reason: str = ""
+    started: float = 0.0  # when it started, seconds since the epoch (0: it did not run)
 
     @property
     def passed(self) -> bool:
@@ -122,12 +124,13 @@ def run_tests(engine: Tester, image: str, tests: tuple[ImageTest, ...]) -> list[
                 reason = f"needs GPUs (gpus: {test.gpus}) but the engine has no GPU runtime"
                 results.append(TestResult(test, "skipped", reason=reason))
                 continue
+        started = time.time()
         run = engine.run_test(test.request(image))
         if run.timed_out:
             status, reason = "failed", f"no result within {test.timeout}s (timeout); the container was removed"
         else:
             status, reason = ("passed", "") if run.exit_code == 0 else ("failed", f"exit code {run.exit_code}")
-        results.append(TestResult(test, status, run.exit_code, run.seconds, _tail(run.output), reason))
+        results.append(TestResult(test, status, run.exit_code, run.seconds, _tail(run.output), reason, started))
     return results
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -49,6 +51,19 @@ class RunOptions:
     release: bool = True  # False (--no-release): build, push and record, but move no release tag
 
 
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of a target's time in a run: the phase, when it began and ended (seconds since the epoch)."""
+
+    phase: str
+    start: float
+    end: float
+
+    def to_json(self) -> dict[str, object]:
+        """The phase in the JSON report."""
+        return {"phase": self.phase, "start": round(self.start, 3), "end": round(self.end, 3)}
+
+
 @dataclass
 class Outcome:
     """What happened to one target in a run."""
@@ -71,6 +86,8 @@ class Outcome:
     builder: str = ""  # the builder it was built (or reused) on; "" before it started
     handed_on: float = 0.0  # when children could first start on its image (0: never)
     log: str = ""  # the file holding its whole builder output, when it was built
+    ready: float = 0.0  # when its parents were handed on and it waited only for a builder (0: never)
+    phases: list[tuple[str, float]] = field(default_factory=list)  # (building, testing, pushing; when it began)
 
     def again(self) -> None:
         """Queue the target again, as if it had not started (its retries are kept): its builder was lost."""
@@ -79,6 +96,21 @@ class Outcome:
         for name in self.__dataclass_fields__:
             setattr(self, name, getattr(fresh, name))
         self.retries = retries + 1
+
+    def enter(self, phase: str) -> None:
+        """Note that the target's life enters a phase now: building, testing or pushing."""
+        self.phases.append((phase, time.time()))
+
+    def timeline(self) -> list[Phase]:
+        """Its time in the run, phase by phase: waiting for a builder (from ready to started), checking (from
+        started to its first phase: the registry lookup, all of a reused image's life), then each phase until the
+        next began or the target finished. Phases that took no time are left out; none for a target never started."""
+        if not self.started:
+            return []
+        marks = [("checking", self.started), *self.phases, ("", self.finished or self.started)]
+        spans = [Phase("waiting", self.ready, self.started)] if self.ready else []
+        spans += [Phase(name, start, end) for (name, start), (_, end) in itertools.pairwise(marks)]
+        return [span for span in spans if span.end > span.start]
 
     @property
     def error(self) -> str:

@@ -102,6 +102,7 @@ class TargetLife:
         if not budget:
             self._hand_on()
         if self.state.pushes(self.target):
+            outcome.enter("pushing")  # the push (unless the build pushed), the size check and the build record
             if not outcome.pushed:
                 self._await_parents()
                 self._push()
@@ -162,6 +163,7 @@ class TargetLife:
         outcome = self.outcome
         outcome.reference = request.tags[0]
         self.state.by_reference[outcome.reference] = outcome
+        outcome.enter("building")
         try:
             result = self.engine.build(request)
         except EngineError as error:
@@ -206,6 +208,7 @@ class TargetLife:
         if not tests:
             return
         outcome, events = self.outcome, self.state.events
+        outcome.enter("testing")
         events("testing", outcome, tests=len(tests))
         outcome.tests = run_tests(self.engine, image, tests)
         found = failure(self.target.id, outcome.tests)

@@ -19,7 +19,7 @@ def run_selected_tests(
 ) -> tuple[TestResults, NotRun]:
     """Test the named targets (all without names), `jobs` targets at a time: the results, and why some could not run."""
     pipeline = plan.pipeline
-    chosen = ids(pipeline, names) if names else [step.target.id for step in plan.steps]
+    chosen = chosen_ids(plan, names)
     results: TestResults = {}
     problems: NotRun = {}
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="test") as pool:
@@ -30,6 +30,11 @@ def run_selected_tests(
         elif outcome:
             results[target_id] = outcome
     return results, problems
+
+
+def chosen_ids(plan: Plan, names: Sequence[str]) -> list[str]:
+    """The images whose tests run: those of the named targets, or with no names every image of the plan."""
+    return ids(plan.pipeline, names) if names else [step.target.id for step in plan.steps]
 
 
 def run_target_tests(engine: ImageTester, pipeline: Pipeline, target_id: str, push: bool) -> list[TestResult] | str:

@@ -179,6 +179,18 @@ def test_a_report_that_cannot_be_written_is_refused_before_anything_builds(
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("command", ["build", "release", "test"])
+def test_an_html_report_that_cannot_be_written_is_refused_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], good: Path, command: str
+) -> None:
+    """--html on a path that cannot be written: exit 2 naming it, before any engine or registry is asked."""
+    where = "/proc/buildflow-report.html"
+    code, out, err = run(capsys, command, "-f", str(good), "--registry", "localhost:9/none", "--html", where)
+    assert code == 2 and out == ""
+    assert err.startswith(f"--html {where}: cannot be written") and err.endswith("; choose a file that can be written\n")
+    assert len(err.splitlines()) == 1
+
+
 def test_a_report_that_is_a_directory_is_refused(capsys: pytest.CaptureFixture[str], good: Path) -> None:
     code, _, err = run(capsys, "build", "-f", str(good), "--report", str(good.parent))
     assert code == 2 and "is a directory" in err
