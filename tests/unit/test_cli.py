@@ -187,8 +187,8 @@ def test_an_html_report_that_cannot_be_written_is_refused_before_anything_runs(
     where = "/proc/buildflow-report.html"
     code, out, err = run(capsys, command, "-f", str(good), "--registry", "localhost:9/none", "--html", where)
     assert code == 2 and out == ""
-    assert err.startswith(f"--html {where}: cannot be written") and err.endswith("; choose a file that can be written\n")
-    assert len(err.splitlines()) == 1
+    assert err.startswith(f"--html {where}: cannot be written")
+    assert err.endswith("; choose a file that can be written\n") and len(err.splitlines()) == 1
 
 
 def test_a_report_that_is_a_directory_is_refused(capsys: pytest.CaptureFixture[str], good: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from buildflow import log
 from buildflow.output.html_report import html_report, write_html
 from buildflow.output.report import report_document
-from buildflow.output.runview import Row, RunView, critical_path, run_view, image_tests_view
+from buildflow.output.runview import Row, RunView, critical_path, image_tests_view, run_view
 from buildflow.output.svg import seconds, tick_step
 from buildflow.plan.planner import Plan, make_plan
 from buildflow.quality.summary import SizeSummary, WasteEntry
