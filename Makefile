@@ -35,6 +35,10 @@ engines: ## Start extra engines for the multi-builder tests and benchmarks: scri
 
 DEMO := pipelines/demo/buildflow.yaml
 
+.PHONY: browser
+browser: ## Install Debian's chromium (headless) for the test that opens the HTML report, when missing
+	scripts/browser.sh install
+
 .PHONY: demo
 demo: $(STAMP) engine ## Build the demo hierarchy (Debian -> Python -> NumPy/SciPy -> app), push it, run the app
 	scripts/debian-rootfs.sh pipelines/demo/base/rootfs.tar
@@ -57,7 +61,7 @@ unit: $(STAMP) ## The fast tests alone: no engine, no registry (about 20 seconds
 	$(BIN)/pytest -m "not integration"
 
 .PHONY: test
-test: lint engines ## Install what the tests need (engines and registry included), lint, and run every test
+test: lint engines browser ## Install what the tests need (engines, registry, browser), lint, and run every test
 	$(BIN)/pytest
 
 .PHONY: bench-plan

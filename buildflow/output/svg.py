@@ -52,18 +52,24 @@ def _number(value: float) -> str:
 
 def dag_svg(view: RunView) -> str:
     """The DAG: one column per generation, a node per target coloured by status, edges from parent to child
-    (dotted: depends_on, dashed: inferred), the critical path in heavy outline; each node links to its row."""
+    (dotted: depends_on, dashed: inferred; one that skips a generation drawn over the nodes it passes, faintly),
+    the critical path in heavy outline; each node links to its row."""
     rows = {row.id: row for row in view.rows}
     width = _node_width(view.rows)
     places = _places(view, width)
     critical = set(itertools.pairwise(view.critical))
     on_path = set(view.critical)
     index = {row.id: number for number, row in enumerate(view.rows)}
-    edges = [
-        _edge(places[parent], places[row.id], width, kind, (parent, row.id) in critical)
-        for row in view.rows
-        for parent, kind in row.parents
-    ]
+    pairs = [(parent, row.id, kind) for row in view.rows for parent, kind in row.parents]
+    column = width + COLUMN_GAP
+    edges = {
+        long: [
+            _edge(places[parent], places[child], width, kind, (parent, child) in critical)
+            for parent, child, kind in pairs
+            if (places[child][0] - places[parent][0] > column + 1) == long
+        ]
+        for long in (False, True)
+    }
     nodes = [_node(rows[tid], places[tid], width, tid in on_path, index[tid]) for tid in places]
     total_width = max((x for x, _ in places.values()), default=0) + width + 2 * MARGIN
     total_height = max((y for _, y in places.values()), default=0) + NODE_HEIGHT + 2 * MARGIN
@@ -73,7 +79,8 @@ def dag_svg(view: RunView) -> str:
         f'height="{_number(total_height)}" viewBox="0 0 {_number(total_width)} {_number(total_height)}" '
         f'role="img" aria-label="the DAG of the run, coloured by status">'
         f"<defs>{_arrow('arrow', 'arrowhead')}{_arrow('arrow-critical', 'arrowhead critical')}</defs>"
-        f'<g class="edges">{"".join(edges)}</g><g class="nodes">{"".join(nodes)}</g></svg>'
+        f'<g class="edges">{"".join(edges[False])}</g><g class="nodes">{"".join(nodes)}</g>'
+        f'<g class="edges long">{"".join(edges[True])}</g></svg>'
     )
 
 

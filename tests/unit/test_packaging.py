@@ -28,8 +28,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_holds_the_licence_the_docs_and_the_metadata(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
-    documented = {Path(name).name for name in names if name.startswith("buildflow/docs/")}
+    documented = {Path(name).name for name in names if name.startswith("buildflow/docs/") and name.endswith(".md")}
     assert documented == {path.name for path in (REPO / "docs").glob("*.md")}
+    assert {"buildflow/output/report.css", "buildflow/output/report.js"} <= set(names)  # inlined in HTML reports
     metadata = next(zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
     assert "License-Expression: MIT" in metadata
     assert "Classifier: Topic :: Software Development :: Build Tools" in metadata
