@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from buildflow import __version__, log
-from buildflow.output.report import short_digest
+from buildflow.output.report import one_line, short_digest
 from buildflow.output.runview import Row, RunView, status_class
 from buildflow.output.svg import PHASES, dag_svg, seconds, text, timeline_svg
 from buildflow.quality.summary import SizeSummary
@@ -236,20 +236,14 @@ def _waste_list(size: SizeSummary) -> str:
         return ""
     items = "".join(
         f"<li><code>{text(entry.path)}</code> {human(entry.bytes)}: written by layer {entry.written_in} "
-        f"<code>{text(_cut(entry.written_by))}</code>, {text(entry.how)} by layer {entry.removed_in} "
-        f"<code>{text(_cut(entry.removed_by))}</code></li>"
+        f"<code>{text(one_line(entry.written_by, 80))}</code>, {text(entry.how)} by layer {entry.removed_in} "
+        f"<code>{text(one_line(entry.removed_by, 80))}</code></li>"
         for entry in entries[:_WASTE_SHOWN]
     )
     hidden = len(entries) - _WASTE_SHOWN
     more = f"<li>and {hidden} more (see the JSON report)</li>" if hidden > 0 else ""
     files = f"{len(entries)} wasted file{'' if len(entries) == 1 else 's'}"
     return f'<details class="waste"><summary>{files}</summary><ul>{items}{more}</ul></details>'
-
-
-def _cut(instruction: str, most: int = 80) -> str:
-    """An instruction on one line, cut to `most` characters."""
-    line = " ".join(instruction.split())
-    return line if len(line) <= most else line[: most - 3] + "..."
 
 
 def _targets_section(view: RunView) -> str:

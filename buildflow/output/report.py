@@ -37,7 +37,7 @@ def on_builder(outcome: Outcome) -> str:
     return f" on {outcome.builder}" if outcome.builder not in ("", "default") else ""
 
 
-def _detail(outcome: Outcome) -> str:
+def detail(outcome: Outcome) -> str:
     """Tags for a success, the reason for anything else; the builder when it is not the current one."""
     if outcome.succeeded:
         tags = outcome.released or (outcome.reference,)
@@ -73,15 +73,15 @@ def waste_lines(result: RunResult, most: int = 3) -> list[str]:
         for entry in entries[:most]:
             lines.append(
                 f"{outcome.target.id}: {entry.path} {human(entry.bytes)}, written by layer "
-                f"{entry.written_in} `{_short(entry.written_by)}`, {entry.how} by layer {entry.removed_in} "
-                f"`{_short(entry.removed_by)}`"
+                f"{entry.written_in} `{one_line(entry.written_by)}`, {entry.how} by layer {entry.removed_in} "
+                f"`{one_line(entry.removed_by)}`"
             )
         if len(entries) > most:
             lines.append(f"{outcome.target.id}: and {len(entries) - most} more (see the JSON report)")
     return lines
 
 
-def _short(instruction: str, most: int = 72) -> str:
+def one_line(instruction: str, most: int = 72) -> str:
     """An instruction on one line, spaces collapsed, cut to `most` characters (the JSON report has it whole)."""
     text = " ".join(instruction.split())
     return text if len(text) <= most else text[: most - 3].rstrip() + "..."
@@ -97,7 +97,7 @@ def summary_table(result: RunResult) -> str:
             f"{o.seconds:.1f}s" if o.started else "-",
             short_digest(o.digest),
             size_cell(o.size),
-            _detail(o),
+            detail(o),
         )
         for o in result.outcomes.values()
     ]
@@ -106,13 +106,19 @@ def summary_table(result: RunResult) -> str:
     if waste:
         lines += ["", WASTE_HEADING, *(f"  {line}" for line in waste)]
     lines.append("\n" + totals(result))
-    if result.release_error:
-        lines.append(f"Release tags not applied: {result.release_error}")
-    elif result.release_skipped:
-        lines.append(f"Release tags not applied: {result.release_skipped}; buildflow release moves them.")
-    elif not result.released and not result.ok:
-        lines.append("Release tags not applied: nothing is released unless every selected target is built.")
+    lines += [line for line in [unreleased(result)] if line]
     return log.masked("\n".join(lines))
+
+
+def unreleased(result: RunResult) -> str:
+    """Why the release tags were not applied, in a sentence ('' when they were, or nothing stopped them)."""
+    if result.release_error:
+        return f"Release tags not applied: {result.release_error}"
+    if result.release_skipped:
+        return f"Release tags not applied: {result.release_skipped}; buildflow release moves them."
+    if not result.released and not result.ok:
+        return "Release tags not applied: nothing is released unless every selected target is built."
+    return ""
 
 
 def _with_failures(lines: list[str], outcomes: list[Outcome]) -> list[str]:
@@ -131,7 +137,7 @@ def report_document(plan: Plan, result: RunResult) -> dict[str, Any]:
         "run_id": result.run_id or None,
         "pipeline": str(plan.pipeline.file),
         "registry": plan.pipeline.registry,
-        "status": _run_status(result),
+        "status": run_status(result),
         "seconds": round(result.seconds, 3),
         "released": result.released,
         "release_error": result.release_error,
@@ -150,7 +156,7 @@ def _lint_findings(plan: Plan, result: RunResult) -> list[dict[str, Any]]:
     return to_json(result.lint, plan.pipeline.root) if result.lint else []
 
 
-def _run_status(result: RunResult) -> str:
+def run_status(result: RunResult) -> str:
     """succeeded, interrupted or failed."""
     if any(outcome.status == Status.INTERRUPTED for outcome in result.outcomes.values()):
         return "interrupted"

@@ -4,6 +4,7 @@ the DAG, and the critical path; made from a build's or release's result, or from
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -12,12 +13,12 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from buildflow.model import Target
-from buildflow.output.report import on_builder, totals
+from buildflow.output.report import detail, run_status, totals, unreleased
 from buildflow.plan.planner import Plan
 from buildflow.quality.summary import SizeSummary
 from buildflow.run.failures import Failure, FailureKind
 from buildflow.run.imagetests import TestResult, failure, summary
-from buildflow.run.outcome import Outcome, Phase, RunResult, Status
+from buildflow.run.outcome import Outcome, Phase, RunResult, Status, TagState
 
 
 def status_class(status: str) -> str:
@@ -75,13 +76,13 @@ class RunView:
     notes: tuple[str, ...] = ()  # the release, in a sentence or two
     finished: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
 
-    @property
+    @functools.cached_property
     def critical(self) -> tuple[str, ...]:
         """The critical path: the chain of targets, each a parent of the next, with the most seconds of work
         (waiting left out) among those ending at the target that finished last."""
         return critical_path(self.rows)
 
-    @property
+    @functools.cached_property
     def generations(self) -> list[list[str]]:
         """The targets by generation in the selection (parents outside it left out), each in plan order."""
         graph = nx.DiGraph()
@@ -119,7 +120,7 @@ def run_view(plan: Plan, result: RunResult, command: str = "build") -> RunView:
     selected = set(result.outcomes)
     return RunView(
         command=command,
-        verdict=_verdict(result),
+        verdict=run_status(result),
         pipeline=str(plan.pipeline.file),
         registry=plan.pipeline.registry,
         run_id=result.run_id,
@@ -144,7 +145,7 @@ def _row(outcome: Outcome, selected: set[str], origin: float) -> Row:
         status=str(outcome.status),
         parents=_parents(outcome.target, selected),
         spans=spans,
-        detail=_detail(outcome),
+        detail=detail(outcome),
         digest=outcome.digest,
         size=outcome.size,
         failure=outcome.failure if outcome.status == Status.FAILED else None,
@@ -156,32 +157,12 @@ def _parents(target: Target, selected: set[str]) -> tuple[tuple[str, str], ...]:
     return tuple((edge.parent, str(edge.kind)) for edge in target.parents if edge.parent in selected)
 
 
-def _detail(outcome: Outcome) -> str:
-    """Tags, tests and why for a success; the error for anything else; the builder when not the current one."""
-    if not outcome.succeeded:
-        return (outcome.error or "-") + on_builder(outcome)
-    tags = ", ".join(outcome.released or ((outcome.reference,) if outcome.reference else ()))
-    parts = [tags, summary(outcome.tests), outcome.why]
-    return "; ".join(part for part in parts if part) + on_builder(outcome)
-
-
-def _verdict(result: RunResult) -> str:
-    """succeeded, interrupted or failed."""
-    if any(outcome.status == Status.INTERRUPTED for outcome in result.outcomes.values()):
-        return "interrupted"
-    return "succeeded" if result.ok else "failed"
-
-
 def _release_notes(result: RunResult) -> tuple[str, ...]:
     """What became of the release tags."""
     if result.released:
-        moved = sum(1 for move in result.tags if str(move.state) == "moved")
-        return (f"Release tags applied ({moved} moved, {len(result.tags) - moved} already in place).",)
-    if result.release_error:
-        return (f"Release tags not applied: {result.release_error}",)
-    if result.release_skipped:
-        return (f"Release tags not applied: {result.release_skipped}; buildflow release moves them.",)
-    return ("Release tags not applied: nothing is released unless every selected target is built.",)
+        moved = sum(1 for move in result.tags if move.state == TagState.MOVED)
+        return (f"Release tags applied: {moved} moved, {len(result.tags) - moved} already in place.",)
+    return tuple(line for line in [unreleased(result)] if line)
 
 
 # ---- image tests --------------------------------------------------------------------------------------------

@@ -208,6 +208,7 @@ def test_a_release_has_no_timeline(plan: Plan, tmp_path: Path) -> None:
     write_html(path, run_view(plan, RunResult(outcomes, 0.3, released=True), "release"))
     page = path.read_text()
     assert "No timeline: a release builds nothing." in page and "<h1>buildflow release" in page
+    assert "Release tags applied: 0 moved, 0 already in place." in page
     assert _count(page, "node status-reused") == len(plan.steps) and _count(page, "bar ") == 0
 
 
