@@ -13,7 +13,7 @@ from typing import NoReturn
 import click
 
 from buildflow import __version__, log
-from buildflow.cli import build, builders, checks, ci, docs, exits, inspect, release
+from buildflow.cli import adopt, build, builders, checks, ci, docs, exits, inspect, release
 from buildflow.cli.options import global_options, name_environment
 from buildflow.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, BuildflowError
 
@@ -94,6 +94,8 @@ def cli(context: click.Context, /, **pipeline_options: object) -> None:
 
 
 for _command in (
+    adopt.init,
+    adopt.import_pipeline,
     inspect.validate,
     inspect.plan,
     inspect.status,
