@@ -228,6 +228,15 @@ def test_the_build_benchmarks_bake_file_imports_with_bakes_dag(
     )
 
 
+def test_edges_buildflow_infers_beyond_bakes_are_said(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    printed = {"target": {"a": {"context": "a"}, "b": {"context": "b"}}}
+    file = write(tmp_path, {"a/Dockerfile": "FROM scratch\n", "b/Dockerfile": "FROM a\n"}, printed)
+    code, out, err = run(capsys, "import", "bake", str(file))
+    assert code == 0 and "1 edges (1 inferred from Dockerfiles), bake has 0" in out
+    assert err == "an edge bake does not have: b <- a (FROM a, Dockerfile line 1)\n"
+    assert "#   - b <- a (FROM a, Dockerfile line 1)" in (tmp_path / "buildflow.yaml").read_text()
+
+
 def test_json_output_keeps_the_notes_under_an_extension_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     file = write(tmp_path, FILES, PRINTED)
     code, _, _ = run(capsys, "import", "bake", str(file), "-f", str(tmp_path / "pipeline.json"))
