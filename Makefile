@@ -69,6 +69,11 @@ bench-plan: $(STAMP) ## Benchmark plan of a 5,000-target tree beside docker buil
 	scripts/engine.sh install
 	cd bench && ../$(BIN)/python plan_scale.py
 
+.PHONY: bench-import
+bench-import: $(STAMP) ## Benchmark init of a Dockerfile tree, import bake of 5,000 targets then plan, beside bake --print
+	scripts/engine.sh install
+	cd bench && ../$(BIN)/python import_bake.py
+
 .PHONY: bench-build
 bench-build: $(STAMP) engine ## Benchmark a cold pushed build of the 21-target tree beside docker buildx bake
 	cd bench && ../$(BIN)/python build_tree.py
@@ -94,7 +99,7 @@ bench-hostile: $(STAMP) ## Every hostile pipeline file through buildflow validat
 	cd bench && ../$(BIN)/python hostile_files.py
 
 .PHONY: bench
-bench: bench-plan bench-build bench-builders bench-noop bench-gates bench-reliability bench-hostile ## Run every benchmark (results in bench/RESULTS.md)
+bench: bench-plan bench-import bench-build bench-builders bench-noop bench-gates bench-reliability bench-hostile ## Run every benchmark (results in bench/RESULTS.md)
 
 .PHONY: dist
 dist: $(STAMP) ## Build the wheel and the source archive into dist/ (for pipx install dist/buildflow-*.whl)

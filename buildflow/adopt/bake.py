@@ -91,11 +91,14 @@ class _Where:
 
     bake_dir: Path
     out_dir: Path
+    known: dict[str, str] = field(default_factory=dict)  # many targets share a context
 
     def path(self, value: str) -> str:
         """A path bake resolved in its directory, relative to the pipeline file's."""
-        absolute = value if os.path.isabs(value) else os.path.join(self.bake_dir, value)
-        return Path(os.path.relpath(os.path.normpath(absolute), self.out_dir)).as_posix()
+        if value not in self.known:
+            absolute = value if os.path.isabs(value) else os.path.join(self.bake_dir, value)
+            self.known[value] = Path(os.path.relpath(os.path.normpath(absolute), self.out_dir)).as_posix()
+        return self.known[value]
 
 
 def import_bake(printed: Mapping[str, Any], *, bake_dir: Path, out_dir: Path, registry: str | None) -> Imported:

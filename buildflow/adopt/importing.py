@@ -38,7 +38,7 @@ def import_file(file: Path, names: Sequence[str], output: Path, registry: str | 
     if imported.groups:
         imported.draft.extensions["x-bake-groups"] = imported.groups
     try:
-        pipeline = check(render(imported.draft, json_file), output)
+        pipeline = check(imported.draft, output)
     except PipelineError as error:
         result = Result("", imported, None, error, imported.notes.lines())
         imported.draft.header += ["Does not load yet (fix these, then buildflow validate):", *_indented(error.lines())]

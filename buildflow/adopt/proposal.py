@@ -39,7 +39,7 @@ def propose(root: Path, shown: str, output: Path, registry: str | None) -> Propo
     for _ in range(MAX_ROUNDS):
         draft = _draft(found, root, output, registry, shown)
         try:
-            pipeline = check(render(draft), output)
+            pipeline = check(draft, output)
         except PipelineError as error:
             left_out += _leave_out(found, error, shown)
             if not found.found:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from buildflow.errors import UsageError
+from buildflow.errors import UsageError, printable
 from buildflow.model import Pipeline
 from buildflow.pipeline.loader import load_pipeline
 from buildflow.pipeline.source import MAX_YAML_CHARACTERS
@@ -62,7 +62,7 @@ def render(draft: Draft, json_file: bool = False) -> str:
     """The pipeline file's text: YAML with comments, or JSON with the comments as `x-notes`."""
     if json_file:
         return _render_json(draft)
-    lines = [f"# {line}".rstrip() for line in draft.header]
+    lines = [f"# {printable(line)}".rstrip() for line in draft.header]
     lines.append("version: 1")
     if draft.registry:
         lines.append(f"registry: {scalar(draft.registry)}")
@@ -77,7 +77,7 @@ def render(draft: Draft, json_file: bool = False) -> str:
 
 def _target_lines(name: str, target: DraftTarget) -> Iterator[str]:
     """A target's lines under `targets:`."""
-    yield from (f"  # {line}".rstrip() for line in target.comments)
+    yield from (f"  # {printable(line)}".rstrip() for line in target.comments)
     fields = _ordered(target.fields)
     if not fields and not target.hints:
         yield f"  {mapping_key(name)}: {{}}"
@@ -86,7 +86,7 @@ def _target_lines(name: str, target: DraftTarget) -> Iterator[str]:
     for key, value in fields.items():
         text = scalar(value) if not isinstance(value, dict | list) else flow(value)
         yield f"    {mapping_key(key)}: {text}"
-    yield from (f"    # {hint}".rstrip() for hint in target.hints)
+    yield from (f"    # {printable(hint)}".rstrip() for hint in target.hints)
 
 
 def _ordered(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,16 +137,19 @@ def refuse_overwrite(path: Path, force: bool) -> None:
         raise UsageError(f"{path} is a directory; name a file to write")
 
 
-def check(text: str, output: Path) -> Pipeline:
-    """Load `text` as the pipeline file `output` would be (contexts relative to its directory), without touching
-    `output`; PipelineError lists every problem, UsageError when YAML this large could not be read back."""
-    if not output.suffix.lower() == ".json" and len(text) > MAX_YAML_CHARACTERS:
+def check(draft: Draft, output: Path) -> Pipeline:
+    """Load the draft as the pipeline file `output` would be (contexts relative to its directory), without touching
+    `output`; PipelineError lists every problem, UsageError when YAML this large could not be read back.
+
+    The draft is loaded from its JSON form, the same document as the YAML one (render's YAML reads back as that
+    JSON: tests/unit/test_adopt_writing.py), since the standard library parses it several times faster."""
+    if output.suffix.lower() != ".json" and len(text := render(draft)) > MAX_YAML_CHARACTERS:
         raise UsageError(
             f"{output}: the pipeline is {len(text) / 2**20:.1f} MiB, more than buildflow reads as YAML "
             f"({MAX_YAML_CHARACTERS // 2**20} MiB); write it as JSON: -f {output.with_suffix('.json')}"
         )
     with _scratch(output) as scratch:
-        scratch.write_text(text)
+        scratch.write_text(render(draft, json_file=True))
         return load_pipeline(scratch, display=str(output))
 
 
@@ -162,7 +165,7 @@ def write(text: str, output: Path) -> None:
 def _scratch(output: Path) -> Iterator[Path]:
     """A temporary file beside `output` (same directory, so relative paths mean the same), removed afterwards."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    path = output.with_name(f".{output.name}.{os.getpid()}.check{output.suffix}")
+    path = output.with_name(f".{output.name}.{os.getpid()}.check.json")
     try:
         yield path
     finally:

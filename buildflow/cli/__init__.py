@@ -59,6 +59,8 @@ def cli(context: click.Context, /, **pipeline_options: object) -> None:
     \b
     Describe your images once in buildflow.yaml (base -> cuda -> framework -> app),
     check and inspect the hierarchy, then build it:
+      buildflow init --registry HOST/TEAM      write buildflow.yaml for the Dockerfiles under .
+      buildflow import bake docker-bake.hcl    write the pipeline equivalent to a bake file
       buildflow validate                       check the file, report every problem
       buildflow plan                           order, generations, parents, tags, fingerprints
       buildflow plan app                       app and everything it is built on
@@ -86,8 +88,9 @@ def cli(context: click.Context, /, **pipeline_options: object) -> None:
     fish_source).
 
     The documentation comes with buildflow: `buildflow docs` lists it (the file format: `buildflow docs
-    pipeline-format`; building and reports: building; tests, lint and sizes: quality; CI pipelines: ci; options,
-    environment variables, JSON logs and completion: cli). In a clone: docs/*.md.
+    pipeline-format`; from bake, a Makefile or a tree of Dockerfiles: adopting; building and reports: building;
+    tests, lint and sizes: quality; CI pipelines: ci; options, environment variables, JSON logs and completion:
+    cli). In a clone: docs/*.md.
     """
     if context.invoked_subcommand is None:
         click.echo(context.get_help())

@@ -131,9 +131,10 @@ def _summary(output: Path, pipeline: object, skipped: int, *, bake_edges: int = 
     if skipped:
         parts.append(f"{skipped} Dockerfiles skipped")
     click.echo(f"wrote {output}: {', '.join(parts)}")
-    for target, edge in edges[:SHOWN_EDGES]:
+    shown = edges if bake_edges < 0 else []  # import: bake's own edges, the others said on stderr
+    for target, edge in shown[:SHOWN_EDGES]:
         detail = f" ({edge.instruction} {edge.reference}, line {edge.line})" if edge.kind == EdgeKind.INFERRED else ""
         click.echo(f"  {target.id} <- {edge.parent}{detail}")
-    if len(edges) > SHOWN_EDGES:
-        click.echo(f"  ... and {len(edges) - SHOWN_EDGES} more: buildflow graph -f {output}")
+    if len(shown) > SHOWN_EDGES:
+        click.echo(f"  ... and {len(shown) - SHOWN_EDGES} more: buildflow graph -f {output}")
     click.echo(f"next: buildflow plan --offline -f {output}")
