@@ -131,10 +131,10 @@ def flow(value: Any) -> str:
 
 def refuse_overwrite(path: Path, force: bool) -> None:
     """An existing file is replaced only with --force (exit 2 otherwise)."""
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists; pass --force to overwrite it")
     if path.is_dir():
         raise UsageError(f"{path} is a directory; name a file to write")
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists; pass --force to overwrite it")
 
 
 def check(draft: Draft, output: Path) -> Pipeline:

@@ -58,7 +58,7 @@ def init(*, directory: Path, force: bool, options: PipelineOptions) -> None:
 @click.command("import", short_help="Write a buildflow.yaml equivalent to a docker buildx bake file.")
 @click.argument("kind", type=click.Choice(["bake"]), metavar="KIND")
 @click.argument("bake_file", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False))
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, metavar="[TARGET]...")
 @click.option("--force", is_flag=True, help="Overwrite the pipeline file if it exists.")
 @pipeline_options
 def import_pipeline(*, kind: str, bake_file: Path, names: Sequence[str], force: bool, options: PipelineOptions) -> None:
@@ -68,7 +68,7 @@ def import_pipeline(*, kind: str, bake_file: Path, names: Sequence[str], force: 
     \b
     KIND is bake. FILE is the JSON that `docker buildx bake --print` prints, read as it is; any other bake file
     (HCL, JSON with variables or matrices, compose) is printed by `docker buildx bake -f FILE --print` in its
-    directory first, the whole file unless NAMES are given. Targets, contexts, Dockerfiles, args, labels, tags,
+    directory first, the whole file unless TARGETs are named. Targets, contexts, Dockerfiles, args, labels, tags,
     platforms, cache-from/cache-to, secrets and outputs are mapped; `target:` contexts become from: edges; groups
     become selections (comments, and x-bake-groups). What has no equivalent is listed on stderr and in the file.
     The file is checked by loading it, and its DAG compared with bake's.
@@ -86,7 +86,7 @@ def import_pipeline(*, kind: str, bake_file: Path, names: Sequence[str], force: 
         _warn("import.extra_edge", f"an edge bake does not have: {line}")
     write(result.text, output)
     if result.problems is not None:
-        click.echo(f"wrote {output}, which does not load yet:", err=True)
+        _warn("import.does_not_load", f"wrote {output}, which does not load yet:")
         raise result.problems
     assert result.pipeline is not None
     _summary(output, result.pipeline, 0, bake_edges=len(result.imported.edges), groups=len(result.imported.groups))

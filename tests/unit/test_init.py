@@ -190,3 +190,11 @@ def test_a_target_buildflow_refuses_is_left_out_with_why(capsys: pytest.CaptureF
     code, _, err = run(capsys, "init", str(tmp_path))
     assert code == 0 and "left out a (a/Dockerfile)" in err and "cycle" in err
     assert set(load_pipeline(tmp_path / "buildflow.yaml").targets) == {"base", "b"}
+
+
+def test_with_json_logs_every_line_on_stderr_is_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    write_tree(tmp_path, {**TREE, "broken/Dockerfile": "FROM base\nRUNN make\n"})
+    code, _, err = run(capsys, "--log-format", "json", "init", str(tmp_path))
+    events = [json.loads(line) for line in err.splitlines()]
+    assert code == 0 and {event["event"] for event in events} == {"init.skipped", "init.needs_registry"}
+    assert events[0]["message"] == f"{tmp_path}/broken/Dockerfile:2: unknown instruction: RUNN; skipped"
