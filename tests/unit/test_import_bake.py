@@ -7,12 +7,14 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from buildflow import log
 from buildflow.adopt import bakefile
 from buildflow.adopt.bake import bake_edges, import_bake
 from buildflow.adopt.bakecache import fields_of
@@ -60,6 +62,13 @@ FILES = {
     "app/app.Dockerfile": "ARG BASE_IMAGE=parent\nFROM ${BASE_IMAGE} AS final\nARG TOOL\nCOPY --from=${TOOL} /x /x\n",
     "keys/key.txt": "k\n",
 }
+
+
+@pytest.fixture(autouse=True)
+def console_logs_afterwards() -> Iterator[None]:
+    """Each test leaves logging as it found it (a command run with --log-format json changes it)."""
+    yield
+    log.configure()
 
 
 def bench(name: str) -> Any:

@@ -4,11 +4,13 @@ edges, what it cannot infer, bad input — written commented, and loading as it 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
 
+from buildflow import log
 from buildflow.adopt.tree import find_dockerfiles, is_dockerfile, target_names
 from buildflow.pipeline.loader import load_pipeline
 from tests.unit.test_cli import run
@@ -22,6 +24,13 @@ TREE = {
     "python/Dockerfile": "FROM python:3.12-slim\n",  # wraps an upstream image: not a parent of anything
     "scripts/Dockerfile": "FROM python:3.12-slim\n",
 }
+
+
+@pytest.fixture(autouse=True)
+def console_logs_afterwards() -> Iterator[None]:
+    """Each test leaves logging as it found it (a command run with --log-format json changes it)."""
+    yield
+    log.configure()
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
