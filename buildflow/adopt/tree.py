@@ -16,6 +16,7 @@ from buildflow.pipeline import dockerfile as dockerfiles
 DOCKERFILE = "Dockerfile"
 _SKIPPED_DIRECTORIES = frozenset({"node_modules", "__pycache__", "venv", "site-packages"})  # and hidden ones
 _UNSAFE = re.compile(r"[^a-z0-9_.-]+")
+_SEPARATORS = re.compile(r"[._-]{2,}")
 NAME_LIMIT = 128
 
 
@@ -63,7 +64,8 @@ def _candidates(path: PurePosixPath, root_name: str) -> list[str]:
 
 
 def _shorten(name: str) -> str:
-    """A target name within buildflow's limit."""
+    """A target name within buildflow's limit, whose separators also make a valid image name (a.-b does not)."""
+    name = _SEPARATORS.sub(lambda run: run[0] if set(run[0]) == {"-"} or run[0] == "__" else "-", name)
     return name[:NAME_LIMIT].rstrip("-_.")
 
 

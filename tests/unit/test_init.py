@@ -77,6 +77,14 @@ def test_names_come_from_the_directory_or_the_file_and_grow_only_to_settle_a_cla
     assert target_names(paths, "Repo") == ["repo", "dev", "base", "services-api", "legacy-api", "worker", "my-app"]
 
 
+def test_names_make_valid_image_names(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    names = ["a.-b", "c_.d", "e__f", "g---h", "my app!", ".hidden-ish"]
+    write_tree(tmp_path, {f"{name}/Dockerfile": "FROM scratch\n" for name in names})
+    assert run(capsys, "init", str(tmp_path))[0] == 0
+    targets = load_pipeline(tmp_path / "buildflow.yaml").targets
+    assert sorted(targets) == ["a-b", "c-d", "e__f", "g---h", "my-app"]  # hidden directories are not searched
+
+
 def test_names_that_still_clash_get_a_number() -> None:
     paths = [PurePosixPath("a/Dockerfile"), PurePosixPath("A/Dockerfile"), PurePosixPath("x/a.Dockerfile")]
     assert target_names(paths, "r") == ["a", "a-2", "x-a"]
