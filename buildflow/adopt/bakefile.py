@@ -25,6 +25,7 @@ _BLOCK = re.compile(r'^\s*(target|group)\s+"([^"]+)"\s*\{', re.MULTILINE)
 _INHERITS = re.compile(r"inherits\s*=\s*\[([^\]]*)\]")
 _QUOTED = re.compile(r'"([^"]+)"')
 _NO_DEFAULT = "failed to find target default"
+_JSON_TYPES = {list: "list", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
 class NotBake(UsageError):
@@ -37,7 +38,7 @@ def read(file: Path, names: Sequence[str] = ()) -> tuple[dict[str, Any], bool]:
     data = _json(file, text)
     if data is not None and not (isinstance(data, dict) and isinstance(data.get("target"), dict)):
         raise NotBake(f"{file}: expected {EXPECTED}; got {_described(data)}")
-    if data is not None and printed_form(data) and not names:
+    if data is not None and printed_form(checked(file, data)) and not names:
         return data, False
     if not bake.available():
         what = "JSON with variables, matrices or inherits" if data is not None else "not JSON (HCL or compose?)"
@@ -46,7 +47,34 @@ def read(file: Path, names: Sequence[str] = ()) -> tuple[dict[str, Any], bool]:
             "docker buildx is not here: run `docker buildx bake -f FILE --print > bake.json` where it is, "
             "and import bake.json"
         )
-    return _printed(file, text, data, names), True
+    return checked(file, _printed(file, text, data, names)), True
+
+
+_STRINGS = ("context", "dockerfile", "dockerfile-inline", "target", "description", "network")
+_LISTS = ("tags", "platforms", "cache-from", "cache-to", "secret", "output", "ssh", "attest", "annotations")
+_MAPPINGS = ("args", "labels", "contexts")
+
+
+def checked(file: Path, printed: dict[str, Any]) -> dict[str, Any]:
+    """The printed definition, once each target and group has bake's shape (NotBake naming the first that has not)."""
+    for name, target in printed["target"].items():
+        if not isinstance(target, dict):
+            raise NotBake(f"{file}: target.{name}: expected a mapping of settings, got {_described(target)}")
+        for key, kind, expected in _SHAPES:
+            if key in target and target[key] is not None and not isinstance(target[key], kind):
+                raise NotBake(f"{file}: target.{name}.{key}: expected {expected}, got {_described(target[key])}")
+    for name, group in (printed.get("group") or {}).items():
+        members = group.get("targets") if isinstance(group, dict) else None
+        if not isinstance(members, list) or not all(isinstance(member, str) for member in members):
+            raise NotBake(f'{file}: group.{name}: expected {{"targets": [NAME, ...]}}, got {_described(group)}')
+    return printed
+
+
+_SHAPES = (
+    *((key, str, "a string") for key in _STRINGS),
+    *((key, list, "a list") for key in _LISTS),
+    *((key, dict, "a mapping") for key in _MAPPINGS),
+)
 
 
 def printed_form(data: Any) -> bool:
@@ -85,9 +113,9 @@ def _json(file: Path, text: str) -> Any:
 
 
 def _described(data: Any) -> str:
-    """What a JSON document holds instead of bake's targets."""
+    """What a JSON value holds instead of what bake prints there."""
     if not isinstance(data, dict):
-        return f"a JSON {type(data).__name__}"
+        return f"a JSON {_JSON_TYPES.get(type(data), type(data).__name__)}"
     if "target" in data:
         return f"'target' holding a {type(data['target']).__name__}"
     keys = ", ".join(list(map(str, data))[:5])

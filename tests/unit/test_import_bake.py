@@ -258,20 +258,29 @@ def test_json_output_keeps_the_notes_under_an_extension_key(capsys: pytest.Captu
 
 
 @pytest.mark.parametrize(
-    ("text", "got"),
+    ("text", "got"),  # got: None for a file whose one target or group has not bake's shape
     [
         ('{"targets": {}}', "a mapping with targets, and no 'target'"),
         ("[1, 2]", "a JSON list"),
         ('{"target": [1]}', "'target' holding a list"),
+        ('{"target": {"a": 1}}', None),
+        ('{"target": {"a": {"tags": "x:1"}}}', None),
+        ('{"target": {}, "group": {"g": {"targets": "a"}}}', None),
     ],
 )
 def test_json_that_is_not_bakes_exits_2_naming_what_was_expected(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, got: str
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, got: str | None
 ) -> None:
     (tmp_path / "bake.json").write_text(text)
     code, out, err = run(capsys, "import", "bake", str(tmp_path / "bake.json"))
     assert code == 2 and out == ""
-    assert err == f"{tmp_path}/bake.json: expected {bakefile.EXPECTED}; got {got}\n"
+    expected = {
+        '{"target": {"a": 1}}': "target.a: expected a mapping of settings, got a JSON number",
+        '{"target": {"a": {"tags": "x:1"}}}': "target.a.tags: expected a list, got a JSON string",
+        '{"target": {}, "group": {"g": {"targets": "a"}}}': 'group.g: expected {"targets": [NAME, ...]}, got a mapping',
+    }
+    shown = f"expected {bakefile.EXPECTED}; got {got}" if got else expected[text]
+    assert err.startswith(f"{tmp_path}/bake.json: {shown}") and len(err.splitlines()) == 1
     assert not (tmp_path / "buildflow.yaml").exists()
 
 
