@@ -217,6 +217,7 @@ def test_the_plan_benchmarks_bake_file_imports_with_bakes_dag(
     assert code == 0 and err == ""
     assert planned_edges(capsys, tmp_path / "buildflow.yaml") == bake_edges(printed)
     assert len(bake_edges(printed)) == count - 1
+    assert set(load_pipeline(tmp_path / "buildflow.yaml").targets) == set(printed["target"])
 
 
 def test_the_build_benchmarks_bake_file_imports_with_bakes_dag(
