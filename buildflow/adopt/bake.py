@@ -153,7 +153,7 @@ def _target(
     if parents:
         fields["from"] = parents if len(parents) > 1 else parents[0]
     fields |= _strings(name, spec, parents, names, notes)
-    fields |= _tags(name, spec.get("tags") or [], result.published, notes)
+    fields |= _tags(name, spec.get("tags") or [], result)
     fields |= _settings(name, spec, where, notes)
     for key, value in spec.items():
         if key not in _MAPPED and value not in (None, False, "", [], {}):
@@ -249,14 +249,19 @@ def _target_contexts(spec: Mapping[str, Any], names: Mapping[str, str]) -> Itera
             yield alias, value
 
 
-def _tags(name: str, tags: list[Any], published: dict[str, str], notes: Notes) -> dict[str, list[str]]:
-    """The tags, each published by one target only (the first that names it)."""
-    kept = []
+def _tags(name: str, tags: list[Any], result: Imported) -> dict[str, list[str]]:
+    """The tags (relative to the pipeline's registry when under it), each published by one target only: the
+    first that names it."""
+    kept, prefix = [], f"{result.draft.registry.rstrip('/')}/" if result.draft.registry else None
     for tag in map(str, tags):
-        if published.setdefault(tag, name) != name:
-            notes.add(name, "tags", f"{tag} is also a tag of {published[tag]}: in buildflow one image publishes a tag")
-        elif literal(tag) not in kept:
-            kept.append(literal(tag))
+        if result.published.setdefault(tag, name) != name:
+            result.notes.add(
+                name, "tags", f"{tag} is also a tag of {result.published[tag]}: in buildflow one image publishes a tag"
+            )
+            continue
+        written = literal(tag.removeprefix(prefix) if prefix and tag.startswith(prefix) else tag)
+        if written not in kept:
+            kept.append(written)
     return {"tags": kept} if kept else {}
 
 

@@ -174,6 +174,17 @@ def test_outputs_secrets_names_and_tags_that_buildflow_cannot_take_are_listed(tm
     assert [line.split(" (")[0] for line in imported.notes.lines()] == ["name", "tags", "secret", "output"]
 
 
+def test_tags_under_the_registry_are_written_relative_to_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    printed = {"target": {"a": {"context": "a", "tags": ["localhost:5000/team/a:1", "localhost:5000/other/a:1"]}}}
+    file = write(tmp_path, {"a/Dockerfile": "FROM scratch\n"}, printed)
+    assert run(capsys, "import", "bake", str(file), "--registry", "localhost:5000/team")[0] == 0
+    assert yaml.safe_load((tmp_path / "buildflow.yaml").read_text())["targets"]["a"]["tags"] == [
+        "a:1",
+        "localhost:5000/other/a:1",
+    ]
+    assert load_pipeline(tmp_path / "buildflow.yaml").targets["a"].tags == tuple(printed["target"]["a"]["tags"])
+
+
 def test_groups_are_selections_with_nested_and_matrix_groups_expanded(tmp_path: Path) -> None:
     imported = import_bake(PRINTED, bake_dir=tmp_path, out_dir=tmp_path, registry=None)
     assert imported.groups == {
