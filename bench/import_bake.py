@@ -16,6 +16,7 @@ benchmark's markers.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from buildflow.adopt.bake import bake_edges
 
 BEGIN, END = "<!-- import_bake:begin -->", "<!-- import_bake:end -->"
 INIT_TARGET_SECONDS = 1.0  # init of a 100-Dockerfile tree
+LOADS: list[float] = []  # the load average before each measurement: these machines are shared
 
 
 def write_dockerfile_tree(directory: Path, count: int) -> set[tuple[str, str]]:
@@ -54,6 +56,7 @@ def planned_dag(pipeline: Path) -> tuple[set[str], set[tuple[str, str]]]:
 
 def measure_init(count: int, runs: int, work: Path) -> dict[str, float | bool]:
     """Median seconds of `buildflow init` over a tree of `count` Dockerfiles, and whether its edges are the tree's."""
+    LOADS.append(os.getloadavg()[0])
     directory = work / f"init{count}"
     expected = write_dockerfile_tree(directory, count)
     seconds = statistics.median(timed([*buildflow_command(), "init", ".", "--force"], directory, runs))
@@ -63,6 +66,7 @@ def measure_init(count: int, runs: int, work: Path) -> dict[str, float | bool]:
 
 def measure_import(count: int, runs: int, work: Path, with_bake: bool) -> dict[str, float | bool | None]:
     """Median seconds of import and of plan of the result; bake --print once (its output gives bake's DAG)."""
+    LOADS.append(os.getloadavg()[0])
     directory = work / f"import{count}"
     (directory / "ctx").mkdir(parents=True)
     (directory / "ctx" / "Dockerfile").write_text(DOCKERFILE)
@@ -96,7 +100,8 @@ def report(
         "`docker buildx bake --print`",
         "",
         f"{time.strftime('%Y-%m-%d', time.gmtime())}, {machine()}. Median of {runs} whole-process runs (start-up "
-        "included, output to a file); bake --print once per size. Reproduce: `make bench-import`.",
+        "included, output to a file); bake --print once per size. Reproduce: `make bench-import`. "
+        f"Load average during the run (1 minute, 2 cores): {min(LOADS):.1f} to {max(LOADS):.1f}.",
         "",
         "| Dockerfiles | buildflow init | edges equal to the tree's |",
         "|---:|---:|---|",
@@ -146,6 +151,7 @@ def main() -> None:
         for count in (int(size) for size in options.sizes.split(",") if size):
             imports[count] = measure_import(count, options.runs, Path(work), with_bake)
             print(f"import {count:>6} targets: {imports[count]}", file=sys.stderr)
+    LOADS.append(os.getloadavg()[0])
     publish(report(inits, imports, options.runs), BEGIN, END, write=not options.no_write)
     equal = [row["equal"] for row in inits.values()] + [row["equal"] for row in imports.values()]
     if not all(equal):
