@@ -117,6 +117,7 @@ class PipelineSpec(TypedDict, total=False):
     retry: RetrySpec
     rebuild: RebuildSpec
     builders: list[BuilderEntrySpec]
+    release: str
     targets: Required[dict[str, TargetSpec]]
 
 

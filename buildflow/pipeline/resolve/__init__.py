@@ -58,7 +58,8 @@ def _pipeline(state: State, targets: dict[str, Target], order: list[list[str]]) 
     """The resolved pipeline with its retry and rebuild policies and its builders."""
     retry, rebuild = retry_policy(state.spec.get("retry", {})), rebuild_policy(state.spec.get("rebuild", {}))
     builders = builder_specs(state.spec.get("builders", []))
-    return Pipeline(state.file, state.root, state.registry, targets, order, retry, rebuild, builders)
+    release = state.spec.get("release", "all")
+    return Pipeline(state.file, state.root, state.registry, targets, order, retry, rebuild, builders, release)
 
 
 def image_names(
