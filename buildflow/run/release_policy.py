@@ -27,6 +27,8 @@ def release_by_policy(
     """Move the release tags the policy allows (none after a signal); the result says which were held back and why."""
     result.policy = policy
     chosen, held = releasable(outcomes, policy)
+    if interrupted:
+        held |= dict.fromkeys(chosen, f"interrupted ({interrupted}) before the release")
     result.held = held
     if chosen and not interrupted:
         release(chosen, *engines, events, result)

@@ -12,6 +12,7 @@ from buildflow.output.report import report_document, summary_table
 from buildflow.plan.planner import make_plan
 from buildflow.run.dispatch import Scheduler
 from buildflow.run.outcome import RunOptions, RunResult, TagState
+from buildflow.run.release_policy import release_by_policy
 from tests.conftest import dockerfiles, load, problems
 from tests.fakes import FAST
 from tests.unit.test_release import Tags
@@ -107,3 +108,17 @@ def test_an_unknown_release_value_names_the_field(tmp_path: Path) -> None:
     text = textwrap.dedent(TREE).replace("registry: localhost:5000/t\n", "registry: localhost:5000/t\nrelease: some\n")
     found = problems(tmp_path, text, dockerfiles("."))
     assert len(found) == 1 and "release: 'some' is not one of all, per-target" in found[0]
+
+
+def test_after_a_signal_per_target_moves_nothing_and_still_says_what_was_held(tmp_path: Path) -> None:
+    engine = Tags()
+    engine.fail = {"cuda"}
+    pipeline = load(tmp_path, TREE, dockerfiles("."))
+    result = Scheduler(make_plan(pipeline), engine, RunOptions(retry=FAST, keep_going=True, release=False)).run()
+    assert result.tags == [] and result.release_skipped
+    release_by_policy(
+        result.outcomes, "per-target", (engine, engine), lambda *a, **k: None, result, interrupted="SIGTERM"
+    )
+    assert result.tags == [] and not result.released and engine.moves == []
+    assert set(result.held) == {"base", "cuda", "cpu", "app", "other"} and result.policy == "per-target"
+    assert result.held["cpu"] == "interrupted (SIGTERM) before the release"
