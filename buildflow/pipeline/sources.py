@@ -25,15 +25,22 @@ _WILDCARD = re.compile(r"[*?\[]")
 
 
 def missing_sources(pipeline: Pipeline, display: str) -> list[Problem]:
-    """A problem (Dockerfile, line) for every COPY/ADD source not in its target's context, once per Dockerfile line."""
+    """A problem (Dockerfile, line) for every COPY/ADD source not in its target's context, once per Dockerfile line;
+    each context is listed, and each Dockerfile parsed, once."""
     listings: dict[tuple[Path, Path], frozenset[str]] = {}
+    parsed: dict[Path, tuple[Any, ...]] = {}
+    checked: dict[tuple[Path, Path, str], bool] = {}
     found: dict[tuple[Path, int, str], Problem] = {}
     for target in pipeline.targets.values():
         key = (target.context, target.dockerfile)
         if key not in listings:
             listings[key] = _listing(target.context, target.dockerfile)
-        for line, source in _sources(target):
-            if not _present(source, listings[key]):
+        if target.dockerfile not in parsed:
+            parsed[target.dockerfile] = _instructions(target.dockerfile)
+        for line, source in _sources(parsed[target.dockerfile], target.args):
+            if (*key, source) not in checked:
+                checked[(*key, source)] = _present(source, listings[key])
+            if not checked[(*key, source)]:
                 found.setdefault((target.dockerfile, line, source), _problem(pipeline, display, target, line, source))
     return list(found.values())
 
@@ -49,14 +56,19 @@ def _problem(pipeline: Pipeline, display: str, target: Target, line: int, source
     return Problem(message, (), shown, line)
 
 
-def _sources(target: Target) -> Iterator[tuple[int, str]]:
-    """(line, source relative to the context) of every checkable COPY/ADD source of a target's Dockerfile."""
+def _instructions(path: Path) -> tuple[Any, ...]:
+    """A Dockerfile's instructions as BuildKit's parser reads them (none when it cannot: the Dockerfile's own
+    problems are reported where it is read)."""
     import dockerfile as parser
 
     try:
-        commands = parser.parse_file(str(target.dockerfile))
+        return tuple(parser.parse_file(str(path)))
     except (parser.GoParseError, OSError):
-        return  # the Dockerfile's own problems are reported where it is read
+        return ()
+
+
+def _sources(commands: tuple[Any, ...], args: Mapping[str, str]) -> Iterator[tuple[int, str]]:
+    """(line, source relative to the context) of every checkable COPY/ADD source, with a target's build args."""
     global_args: dict[str, str] = {}  # the ARGs before the first FROM, which a stage takes by declaring them
     scope: dict[str, str] = {}  # the ARG values in force
     in_stage = False
@@ -65,7 +77,7 @@ def _sources(target: Target) -> Iterator[tuple[int, str]]:
             global_args = global_args if in_stage else scope
             in_stage, scope = True, {}
         elif command.cmd.upper() == "ARG":
-            scope.update(_arg_values(command.value, target.args, global_args if in_stage else {}))
+            scope.update(_arg_values(command.value, args, global_args if in_stage else {}))
         elif command.cmd.upper() in ("COPY", "ADD") and _checkable(command):
             for source in command.value[:-1]:
                 expanded = None if _REMOTE.match(source) or source.startswith("<<") else _expand(source, scope)
