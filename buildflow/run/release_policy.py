@@ -9,7 +9,7 @@ signal; a signal before the release moves nothing.
 from __future__ import annotations
 
 from buildflow.engine.base import Engine
-from buildflow.run.outcome import Events, Outcome, RunResult
+from buildflow.run.outcome import Events, Outcome, RunResult, Status
 from buildflow.run.release import release
 
 POLICIES = ("all", "per-target")
@@ -41,7 +41,7 @@ def releasable(outcomes: dict[str, Outcome], policy: str) -> tuple[dict[str, Out
         return dict(outcomes), {}
     held = {o.target.id: _own_reason(o) for o in failed if o.target.tags}
     if policy != "per-target":
-        first = failed[0].target.id
+        first = next((o for o in failed if o.status == Status.FAILED), failed[0]).target.id
         reason = f"release: all, and {len(failed)} of {len(outcomes)} targets were not built (first: {first})"
         held |= {o.target.id: reason for o in outcomes.values() if o.succeeded and o.target.tags}
         return {}, held
@@ -50,9 +50,9 @@ def releasable(outcomes: dict[str, Outcome], policy: str) -> tuple[dict[str, Out
         if not outcome.succeeded:
             continue
         blocker = _failed_ancestor(target_id, outcomes)
-        if blocker:
+        if blocker and outcome.target.tags:
             held[target_id] = f"its ancestor {blocker} was not built ({outcomes[blocker].status.lower()})"
-        else:
+        elif not blocker:
             chosen[target_id] = outcome
     return chosen, held
 
