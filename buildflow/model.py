@@ -214,6 +214,7 @@ class Pipeline:
     retry: RetryPolicy = RetryPolicy()
     rebuild: RebuildPolicy = RebuildPolicy()
     builders: tuple[BuilderSpec, ...] = ()  # empty: the current builder
+    release: str = "all"  # the release policy: all (every tag or none) or per-target (each image whose ancestry built)
 
     @cached_property
     def graph(self) -> Any:

@@ -21,8 +21,10 @@ from buildflow.cli.options import (
     output_file,
     pipeline_options,
     rebuild_options,
+    release_policy_option,
     selection_options,
     unwritable_directory,
+    with_release_policy,
 )
 from buildflow.cli.runs import run_counts, run_events, selection
 from buildflow.errors import Interrupted, RunFailed, UsageError
@@ -87,6 +89,7 @@ class ProgressChoice(click.Choice):  # type: ignore[type-arg]
     is_flag=True,
     help="Build, push and record, but move no release tag (buildflow release moves them once all is built).",
 )
+@release_policy_option
 @click.option("--no-cache", is_flag=True, help="Do not use cached build steps.")
 @click.option("--pull", is_flag=True, help="Always check the registry for newer external base images.")
 @click.option(
@@ -174,6 +177,7 @@ def build(
     no_cache: bool,
     pull: bool,
     no_release: bool,
+    release_policy: str | None,
     retries: int | None,
     timeout: int,
     run_timeout: str | None,
@@ -196,9 +200,8 @@ def build(
     A target whose image is already in the registry under its fingerprint, with a build record young enough, is
     REUSED: nothing is built, its children build on it and its tags are still applied. Each child builds FROM the
     exact digest its parent has. Images are pushed under a content tag (bf-FINGERPRINT) as they finish; the
-    pipeline's own tags move, registry side, only after every selected target was built or reused, so a failed
-    run never leaves half a release tagged. A failing step's last lines are shown; DIR/RUN_ID/TARGET.log keeps
-    all of it."""
+    pipeline's own tags move, registry side, at the end: all or none (--release all), or those of each image whose
+    ancestors and itself were built (per-target). DIR/RUN_ID/TARGET.log keeps each build's output."""
     from buildflow.run.naming import BuildOptions
     from buildflow.run.session import Interruption
 
@@ -206,7 +209,7 @@ def build(
     engine, logs = _engine_and_logs(timeout, log_dir)
     wanted = (targets, downstream, since, only)
     with Interruption(engine, run_timeout=run_timeout or "") as interruption:
-        the_plan = _plan_unless_interrupted(options, wanted, engine, no_follow_bases)
+        the_plan = _plan_unless_interrupted(options, wanted, engine, (no_follow_bases, release_policy))
         choices = (builder_names, jobs, timeout), (lint_mode, wait, (progress, push))
         session = _session(the_plan, (engine, logs), options, *choices)
         run_options = _run_options(
@@ -277,16 +280,18 @@ def _progress_view(progress: str, options: PipelineOptions, logs: RunLogs, push:
 
 
 def _plan_unless_interrupted(
-    options: PipelineOptions, wanted: Selection, engine: BuildxEngine, no_follow_bases: bool
+    options: PipelineOptions, wanted: Selection, engine: BuildxEngine, bases_and_release: tuple[bool, str | None]
 ) -> Plan:
-    """The plan of the selection; a signal while it is made (base images are looked up) ends the command."""
+    """The plan of the selection (with --release over the file's release policy); a signal while it is made (base
+    images are looked up) ends the command."""
     from buildflow.run.session import RunInterrupted
 
-    targets, downstream, since, only = wanted
+    (targets, downstream, since, only), (no_follow_bases, release_policy) = wanted, bases_and_release
     check_only(only, targets, downstream, since)
     try:
         bases = None if no_follow_bases else lookup_engine(engine)
-        return load_plan(options, targets, downstream, since, bases, only=only)
+        plan = load_plan(options, targets, downstream, since, bases, only=only)
+        return with_release_policy(plan, release_policy)
     except RunInterrupted as stopped:
         raise Interrupted(f"buildflow: interrupted by {stopped}; nothing was built", stopped.number) from None
 

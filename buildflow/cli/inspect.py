@@ -21,10 +21,17 @@ class WouldBuild(BuildflowError):
 @click.command(short_help="Check a pipeline file and report every problem in it.")
 @pipeline_options
 def validate(*, options: PipelineOptions) -> None:
-    """Check a pipeline file and report every problem in it (exit 2 if any)."""
+    """Check a pipeline file and report every problem in it (exit 2 if any), and every COPY/ADD source missing
+    from its build context (Dockerfile and line)."""
+    from buildflow.errors import PipelineError
     from buildflow.output.render import validation_summary
+    from buildflow.pipeline.sources import missing_sources
 
-    click.echo(f"{options.file}: valid: {validation_summary(load_plan(options))}")
+    the_plan = load_plan(options)
+    missing = missing_sources(the_plan.pipeline, str(options.file))
+    if missing:
+        raise PipelineError(missing)
+    click.echo(f"{options.file}: valid: {validation_summary(the_plan)}")
 
 
 @click.command(short_help="Show the order, generations, parents, tags, fingerprints and what would be rebuilt.")

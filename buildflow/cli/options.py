@@ -188,6 +188,27 @@ def output_file(flag: str, metavar: str, help_text: str) -> Callable[[Command], 
     )
 
 
+def release_policy_option(command: Command) -> Command:
+    """--release all|per-target: the release policy of this run, over the pipeline's `release:`."""
+    return click.option(
+        "--release",
+        "release_policy",
+        type=click.Choice(["all", "per-target"]),
+        default=None,
+        help="Which release tags move: all (every image built, else none) or per-target (each image whose "
+        "ancestors and itself were built). Default: the pipeline's release:, else all.",
+    )(command)
+
+
+def with_release_policy(plan: Plan, policy: str | None) -> Plan:
+    """The plan with --release over the pipeline's release policy (as it is without --release)."""
+    import dataclasses
+
+    if policy is None or policy == plan.pipeline.release:
+        return plan
+    return dataclasses.replace(plan, pipeline=dataclasses.replace(plan.pipeline, release=policy))
+
+
 def parse_vars(pairs: Sequence[str]) -> dict[str, str]:
     """NAME=VALUE pairs from --var."""
     parsed = {}

@@ -11,7 +11,13 @@ import click
 from buildflow.cli.build import checked_reports, exit_if_interrupted, show_result
 from buildflow.cli.completion import complete_targets
 from buildflow.cli.loading import buildx, load_plan, lookup_engine
-from buildflow.cli.options import PipelineOptions, output_file, pipeline_options
+from buildflow.cli.options import (
+    PipelineOptions,
+    output_file,
+    pipeline_options,
+    release_policy_option,
+    with_release_policy,
+)
 from buildflow.cli.runs import run_counts, run_events, selection
 from buildflow.errors import Interrupted, RunFailed
 
@@ -45,6 +51,7 @@ if TYPE_CHECKING:
 @output_file(
     "--html", "FILE.html", "Write one self-contained HTML page: the DAG coloured by status, each image's problem."
 )
+@release_policy_option
 @click.option(
     "--wait/--no-wait",
     default=True,
@@ -61,6 +68,7 @@ def release(
     junit_path: Path | None,
     summary_path: Path | None,
     html_path: Path | None,
+    release_policy: str | None,
     wait: bool,
     options: PipelineOptions,
 ) -> None:
@@ -82,7 +90,9 @@ def release(
     reports = checked_reports(report_path, junit_path, summary_path, html_path)
     engine, run_id = buildx(), new_run_id()
     with Interruption(engine) as interruption:
-        the_plan = _plan_unless_interrupted(options, targets, engine, no_follow_bases)
+        the_plan = with_release_policy(
+            _plan_unless_interrupted(options, targets, engine, no_follow_bases), release_policy
+        )
         retry = dataclasses.replace(the_plan.pipeline.retry, attempts=retries) if retries else None
         with run_events("release", run_id, the_plan, options, selection=selection(targets=targets)) as end:
             with Progress() as events:

@@ -15,6 +15,8 @@ from buildflow import log
 from buildflow.output.render import MERMAID_MAX_EDGES, generations_mermaid, graph_mermaid
 from buildflow.output.report import (
     WASTE_HEADING,
+    held_heading,
+    held_lines,
     on_builder,
     printable,
     short_digest,
@@ -60,24 +62,27 @@ def _junit_result(outcome: Outcome) -> Failure | Skipped | None:
     return Skipped(printable(outcome.error) or str(outcome.status).lower())
 
 
-def _system_out(outcome: Outcome) -> str:
-    """The digest and tags of a target's image, one per line ('' when it has neither)."""
+def _system_out(outcome: Outcome, held: str) -> str:
+    """The digest and tags of a target's image, one per line, and why its release tags were held back ('' when
+    there is none of these)."""
     lines = [f"digest: {outcome.digest}"] if outcome.digest else []
     if on_builder(outcome):
         lines.append(f"builder: {outcome.builder}")
     tags = _tags(outcome)
     if tags:
         lines.append(f"tags: {', '.join(tags)}")
+    if held and outcome.succeeded:
+        lines.append(f"release tags held back: {held}")
     return printable("\n".join(lines))
 
 
-def _testcase(outcome: Outcome) -> TestCase:
+def _testcase(outcome: Outcome, held: str = "") -> TestCase:
     """One target as a testcase: classname the target, name the image id, time its build."""
     case = TestCase(outcome.target.id, outcome.target.name, round(outcome.seconds, 3))
     result = _junit_result(outcome)
     if result is not None:
         case.result = result
-    output = _system_out(outcome)
+    output = _system_out(outcome, held)
     if output:
         case.system_out = output
     return case
@@ -107,7 +112,7 @@ def _image_testcase(target_id: str, result: TestResult) -> TestCase:
 def junit_xml(plan: Plan, result: RunResult) -> JUnitXml:
     """The run as JUnit XML: one testsuite 'buildflow' with one testcase per target, one for a failed release,
     and one per test run inside an image."""
-    cases = [_testcase(outcome) for outcome in result.outcomes.values()]
+    cases = [_testcase(outcome, result.held.get(outcome.target.id, "")) for outcome in result.outcomes.values()]
     if result.release_error:
         cases.append(_release_testcase(result.release_error))
     tests = {outcome.target.id: outcome.tests for outcome in result.outcomes.values()}
@@ -235,6 +240,8 @@ def summary_markdown(plan: Plan, result: RunResult) -> str:
         lines += ["", f"**Release tags not applied:** {_cell(result.release_error)}"]
     elif result.release_skipped:
         lines += ["", f"**Release tags not applied:** {_cell(result.release_skipped)}"]
+    if result.held:
+        lines += ["", f"**{_cell(held_heading(result))}**", "", *(f"- {_cell(line)}" for line in held_lines(result))]
     lines += ["", *_graph(plan)]
     if result.run_id:
         lines += ["", f"<sub>buildflow run {_cell(result.run_id)}</sub>"]

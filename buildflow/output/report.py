@@ -43,7 +43,8 @@ def detail(outcome: Outcome) -> str:
         tags = outcome.released or (outcome.reference,)
         cache = f" [{outcome.cached_steps}/{outcome.total_steps} steps cached]" if outcome.total_steps else ""
         tests = f" [{summary(outcome.tests)}]" if outcome.tests else ""
-        return ", ".join(tags) + cache + tests + on_builder(outcome) + (f"; {outcome.why}" if outcome.why else "")
+        why = f"; {outcome.why}" if outcome.why else ""
+        return ", ".join(tags) + cache + tests + on_builder(outcome) + why
     return (outcome.error or "-") + on_builder(outcome)
 
 
@@ -107,6 +108,8 @@ def summary_table(result: RunResult) -> str:
         lines += ["", WASTE_HEADING, *(f"  {line}" for line in waste)]
     lines.append("\n" + totals(result))
     lines += [line for line in [unreleased(result)] if line]
+    if result.held:
+        lines += [held_heading(result), *(f"  {line}" for line in held_lines(result))]
     return log.masked("\n".join(lines))
 
 
@@ -116,9 +119,22 @@ def unreleased(result: RunResult) -> str:
         return f"Release tags not applied: {result.release_error}"
     if result.release_skipped:
         return f"Release tags not applied: {result.release_skipped}; buildflow release moves them."
+    if result.released and result.held:
+        moved = len({move.target for move in result.tags})
+        return f"Release tags applied to {moved} targets (release: {result.policy}); {len(result.held)} held back."
     if not result.released and not result.ok:
         return "Release tags not applied: nothing is released unless every selected target is built."
     return ""
+
+
+def held_heading(result: RunResult) -> str:
+    """The heading over the targets whose release tags did not move."""
+    return f"Held back (release: {result.policy}): the release tags of these targets did not move:"
+
+
+def held_lines(result: RunResult) -> list[str]:
+    """'ID: why' for every target whose release tags were held back."""
+    return [f"{target_id}: {why}" for target_id, why in result.held.items()]
 
 
 def _with_failures(lines: list[str], outcomes: list[Outcome]) -> list[str]:
@@ -143,8 +159,10 @@ def report_document(plan: Plan, result: RunResult) -> dict[str, Any]:
         "release_error": result.release_error,
         "release_skipped": result.release_skipped or None,
         "release": [move.to_json() for move in result.tags],
+        "release_policy": result.policy,
+        "held_back": [{"target": target_id, "reason": why} for target_id, why in result.held.items()],
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "targets": [_target_document(outcome) for outcome in result.outcomes.values()],
+        "targets": [_target_document(o, result.held.get(o.target.id, "")) for o in result.outcomes.values()],
         "lint": _lint_findings(plan, result),
     }
 
@@ -163,7 +181,7 @@ def run_status(result: RunResult) -> str:
     return "succeeded" if result.ok else "failed"
 
 
-def _target_document(outcome: Outcome) -> dict[str, Any]:
+def _target_document(outcome: Outcome, held: str) -> dict[str, Any]:
     """One target in the JSON report."""
     return {
         "id": outcome.target.id,
@@ -175,6 +193,7 @@ def _target_document(outcome: Outcome) -> dict[str, Any]:
         "pushed": outcome.pushed,
         "builder": outcome.builder or None,
         "tags": list(outcome.released),
+        "held_back": held or None,
         "started": _iso(outcome.started),
         "handed_on": _iso(outcome.handed_on),
         "finished": _iso(outcome.finished),

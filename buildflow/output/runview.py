@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from buildflow.model import Target
-from buildflow.output.report import detail, run_status, totals, unreleased
+from buildflow.output.report import detail, held_heading, held_lines, run_status, totals, unreleased
 from buildflow.plan.planner import Plan
 from buildflow.quality.summary import SizeSummary
 from buildflow.run.failures import Failure, FailureKind
@@ -159,10 +159,11 @@ def _parents(target: Target, selected: set[str]) -> tuple[tuple[str, str], ...]:
 
 def _release_notes(result: RunResult) -> tuple[str, ...]:
     """What became of the release tags."""
+    held = (held_heading(result), *held_lines(result)) if result.held else ()
     if result.released:
         moved = sum(1 for move in result.tags if move.state == TagState.MOVED)
-        return (f"Release tags applied: {moved} moved, {len(result.tags) - moved} already in place.",)
-    return tuple(line for line in [unreleased(result)] if line)
+        return (f"Release tags applied: {moved} moved, {len(result.tags) - moved} already in place.", *held)
+    return (*(line for line in [unreleased(result)] if line), *held)
 
 
 # ---- image tests --------------------------------------------------------------------------------------------

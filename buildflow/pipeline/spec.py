@@ -32,10 +32,17 @@ class CacheSpec(TypedDict, total=False):
     dir: str
 
 
+class TestCommandSpec(TypedDict, total=False):
+    """One test command with a condition: {run: COMMAND, when: {AXIS: VALUE}}."""
+
+    run: Required[str]
+    when: dict[str, Scalar | list[Scalar]]
+
+
 class TestSpec(TypedDict, total=False):
     """The long form of `test:`."""
 
-    commands: list[str]
+    commands: list[str | TestCommandSpec]
     env: dict[str, Scalar]
     timeout: int
     network: str
@@ -75,7 +82,7 @@ TargetSpec = TypedDict(
         "cache": str | CacheSpec,
         "push": bool,
         "network": str,
-        "test": list[str] | TestSpec,
+        "test": list[str | TestCommandSpec] | TestSpec,
         "lint": LintSpec,
         "size_budget": int | str,
         "matrix": dict[str, Any],
@@ -117,6 +124,7 @@ class PipelineSpec(TypedDict, total=False):
     retry: RetrySpec
     rebuild: RebuildSpec
     builders: list[BuilderEntrySpec]
+    release: str
     targets: Required[dict[str, TargetSpec]]
 
 

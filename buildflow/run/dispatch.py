@@ -21,7 +21,7 @@ from buildflow.run.logs import RunLogs
 from buildflow.run.naming import content_reference, image_parents, last_record_reference, record_reference
 from buildflow.run.outcome import Events, Outcome, RunOptions, RunResult, Status
 from buildflow.run.pool import BuilderUse, Pool, PoolBuilder
-from buildflow.run.release import release
+from buildflow.run.release_policy import release_by_policy
 from buildflow.run.state import RunState
 from buildflow.run.target import TargetLife
 
@@ -86,8 +86,10 @@ class Scheduler:
         result = RunResult(self.outcomes, 0.0)
         if not state.options.release:
             result.release_skipped = "release skipped (--no-release)"
-        elif all(o.succeeded for o in self.outcomes.values()) and not state.interrupted:
-            release(self.outcomes, state.publisher, state.restorer, state.events, result)
+        else:
+            engines = (state.publisher, state.restorer)
+            policy = state.pipeline.release
+            release_by_policy(self.outcomes, policy, engines, state.events, result, interrupted=state.interrupted)
         result.seconds = time.monotonic() - started
         return result
 

@@ -195,6 +195,8 @@ class RunResult:
     lint: tuple[Finding, ...] = ()  # the Dockerfile lint findings of the run
     tags: list[TagMove] = field(default_factory=list)  # every release tag, and where it ended
     run_id: str = ""  # names the run in reports and logs (its builder output is under logs/RUN_ID)
+    policy: str = "all"  # the release policy of the run: all or per-target
+    held: dict[str, str] = field(default_factory=dict)  # target id -> why its release tags did not move
 
     @property
     def ok(self) -> bool:

@@ -24,7 +24,7 @@ from buildflow.run.imagetests import ImageTest, image_tests, image_tests_key
 from buildflow.run.naming import content_reference, image_parents, record_reference
 from buildflow.run.outcome import Events, Outcome, RunResult, Status
 from buildflow.run.records import BuildRecord, decode
-from buildflow.run.release import release
+from buildflow.run.release_policy import release_by_policy
 from buildflow.run.session import Interruption, RunInterrupted, not_started, run_lock
 
 
@@ -83,8 +83,9 @@ class Releaser:
         for target_id, outcome in self.outcomes.items():
             self._mark(outcome, found[target_id])
         result = RunResult(self.outcomes, 0.0)
-        if all(outcome.succeeded for outcome in self.outcomes.values()) and not self.interrupted:
-            release(self.outcomes, self.publisher, self.restorer, self.events, result)
+        engines = (self.publisher, self.restorer)
+        policy = self.pipeline.release
+        release_by_policy(self.outcomes, policy, engines, self.events, result, interrupted=self.interrupted)
         result.seconds = time.monotonic() - started
         return result
 

@@ -16,6 +16,7 @@ from buildflow.pipeline.resolve.order import image_order, template_order
 from buildflow.pipeline.resolve.render import base_scope, render_images
 from buildflow.pipeline.resolve.settings import builder_specs, rebuild_policy, retry_policy
 from buildflow.pipeline.resolve.state import State, start
+from buildflow.pipeline.resolve.tests import render_tests
 from buildflow.pipeline.spec import PipelineSpec
 
 __all__ = ["BaseResolver", "image_names", "resolve"]
@@ -42,6 +43,7 @@ def resolve(
             state.images[name] = expand_target(state, name, scope)
         images = [image for name in state.specs for image in state.images.get(name, [])]
         render_images(state, images)
+        render_tests(state, images)
         check_builders(state, images)
         index_tags(state, images)
         infer_edges(state, images)
@@ -58,7 +60,8 @@ def _pipeline(state: State, targets: dict[str, Target], order: list[list[str]]) 
     """The resolved pipeline with its retry and rebuild policies and its builders."""
     retry, rebuild = retry_policy(state.spec.get("retry", {})), rebuild_policy(state.spec.get("rebuild", {}))
     builders = builder_specs(state.spec.get("builders", []))
-    return Pipeline(state.file, state.root, state.registry, targets, order, retry, rebuild, builders)
+    release = state.spec.get("release", "all")
+    return Pipeline(state.file, state.root, state.registry, targets, order, retry, rebuild, builders, release)
 
 
 def image_names(

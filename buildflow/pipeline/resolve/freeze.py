@@ -112,7 +112,7 @@ class _Freezer:
             cache=settings.cache,
             push=settings.push,
             network=settings.network,
-            tests=settings.tests,
+            tests=settings.tests if image.tests is None else image.tests,
             parents=tuple(image.edges),
             variables={name: value for name, value in image.scope.items() if isinstance(value, str)},
             fingerprint=fingerprint,

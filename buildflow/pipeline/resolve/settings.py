@@ -67,15 +67,20 @@ def tests_policy(spec: TargetSpec) -> TestPolicy:
     if not declared:
         return _NO_TESTS
     if isinstance(declared, list):
-        return TestPolicy(commands=tuple(declared))
+        return TestPolicy(commands=_commands(declared))
     return TestPolicy(
-        commands=tuple(declared.get("commands", [])),
+        commands=_commands(declared.get("commands", [])),
         env={key: as_text(value) for key, value in declared.get("env", {}).items()},
         timeout=declared.get("timeout", 300),
         network=declared.get("network", "none"),
         gpus=declared.get("gpus", ""),
         inherit=declared.get("inherit", True),
     )
+
+
+def _commands(declared: Sequence[Any]) -> tuple[str, ...]:
+    """The commands as written ({run: COMMAND, when: …} gives its command; resolve/tests.py applies `when:`)."""
+    return tuple(command if isinstance(command, str) else command["run"] for command in declared)
 
 
 def lint_policy(spec: TargetSpec, defaults: Mapping[str, Any]) -> LintPolicy:

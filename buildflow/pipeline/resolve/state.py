@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from buildflow.errors import FieldPath
-from buildflow.model import Edge, EdgeKind
+from buildflow.model import Edge, EdgeKind, TestPolicy
 from buildflow.pipeline.inference import TagIndex
 from buildflow.pipeline.resolve.budget import Budget
 from buildflow.pipeline.resolve.problems import Problems
@@ -53,6 +53,7 @@ class Image:
     source: Source | None = None
     stage: str = ""
     bases: list[str] = EMPTY  # external images the Dockerfile names
+    tests: TestPolicy | None = None  # its own tests when they vary by image (templated, or with `when:`)
 
 
 @dataclass(slots=True)
