@@ -105,6 +105,7 @@ install_packages() {
   have mmdebstrap || stable+=(mmdebstrap)
   [[ -x /bin/busybox ]] || stable+=(busybox-static)
   have curl || stable+=(curl)
+  have openssl || stable+=(openssl)  # the CA and certificates of the TLS registry tests
   if (( missing_docker == 0 )) && (( ${#stable[@]} == 0 )); then return; fi
   [[ $(id -u) -eq 0 ]] || fail "installing needs root (apt-get): run sudo $0 install"
   apt-get update -qq

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import socketserver
 import textwrap
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -13,6 +17,19 @@ from buildflow.model import Pipeline
 from buildflow.pipeline.loader import load_pipeline
 
 REPO = Path(__file__).resolve().parent.parent
+Server = TypeVar("Server", bound=socketserver.BaseServer)
+
+
+@contextmanager
+def serving(server: Server) -> Iterator[Server]:
+    """A test server answering in a thread until the block ends, then closed."""
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def write_pipeline(root: Path, text: str, files: Mapping[str, str] | None = None, name: str = "buildflow.yaml") -> Path:

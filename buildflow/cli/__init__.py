@@ -90,7 +90,7 @@ def cli(context: click.Context, /, **pipeline_options: object) -> None:
     The documentation comes with buildflow: `buildflow docs` lists it (the file format: `buildflow docs
     pipeline-format`; from bake, a Makefile or a tree of Dockerfiles: adopting; building and reports: building;
     tests, lint and sizes: quality; CI pipelines: ci; options, environment variables, JSON logs and completion:
-    cli). In a clone: docs/*.md.
+    cli; TLS, insecure registries, Docker Hub: registries). In a clone: docs/*.md.
     """
     if context.invoked_subcommand is None:
         click.echo(context.get_help())

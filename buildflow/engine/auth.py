@@ -1,7 +1,9 @@
 """Docker's credentials for registries: config.json, credential helpers, Basic and Bearer challenges.
 
 Secrets read here are only ever sent in Authorization headers to the registry (or its token service) they
-belong to; they are never logged, and redirects to other hosts drop them.
+belong to; they are never logged, and redirects to other hosts drop them. `docker login` keeps a registry's
+credentials under its host name, and Docker Hub's under the daemon's IndexServerAddress, asked of the daemon
+(engine/trust.py) rather than written here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from buildflow.engine.base import EngineError
 from buildflow.engine.transport import Transport
-from buildflow.references import Reference
+from buildflow.references import DEFAULT_DOMAIN, Reference
 
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
@@ -62,18 +64,26 @@ class Credentials:
 
     def of(self, host: str) -> tuple[str, str] | None:
         """(user, secret) for a registry from the Docker config or its credential helper; never logged."""
+        key = self.key(host)
         try:
-            config = json.loads((self.docker_config / "config.json").read_text())
+            config = json.loads((self.docker_config / "config.json").read_text()) if key else None
         except (OSError, ValueError):
             return None
-        helper = config.get("credHelpers", {}).get(host) or config.get("credsStore")
+        if not isinstance(config, dict):
+            return None
+        helper = config.get("credHelpers", {}).get(key) or config.get("credsStore")
         if helper:
-            return _from_helper(helper, host)
-        auth = config.get("auths", {}).get(host, {}).get("auth")
+            return _from_helper(helper, key)
+        auth = config.get("auths", {}).get(key, {}).get("auth")
         if auth:
             user, _, secret = base64.b64decode(auth).decode().partition(":")
             return user, secret
         return None
+
+    def key(self, host: str) -> str:
+        """The key `docker login` keeps a registry's credentials under: its host, or for Docker Hub the daemon's
+        IndexServerAddress ('' when no daemon answers)."""
+        return self.transport.trust.daemon.hub_key if host == DEFAULT_DOMAIN else host
 
 
 def _basic(credentials: tuple[str, str]) -> str:

@@ -35,8 +35,9 @@ from buildflow.engine.docker import (
     classify,
 )
 from buildflow.engine.layout import SavedImage, read_saved
-from buildflow.engine.registry import DOCKER_HUB, RegistryClient
-from buildflow.engine.requests import RequestRetry
+from buildflow.engine.registry import RegistryClient
+from buildflow.engine.requests import DOCKER_HUB, RequestRetry
+from buildflow.engine.trust import Trust, from_daemon
 from buildflow.errors import EngineUnavailable
 from buildflow.model import Secret
 from buildflow.references import parse
@@ -67,7 +68,8 @@ class BuildxEngine:
             context=info.context if info else "", builder=info.builder if info else "", timeout=timeout
         )
         self._push_from_buildkit = push_from_buildkit
-        self.registry = RegistryClient(on_retry=on_request_retry)
+        daemon = functools.partial(from_daemon, self.docker.context)  # its insecure registries, Docker Hub's key
+        self.registry = RegistryClient(on_retry=on_request_retry, trust=Trust(daemon))
         self.on_output = on_output or (lambda target, line: None)
         self.checked = False
         self.built: dict[str, str] = {}  # the digest of each image this engine built, by its tag
@@ -237,9 +239,26 @@ class BuildxEngine:
             self.docker.output(["rm", "--force", name])
 
     def _inspect_digest(self, reference: str) -> str | None:
-        """A registry digest as `docker buildx imagetools inspect` finds it."""
+        """A registry digest as `docker buildx imagetools inspect` finds it; a refusal says whether docker login
+        has credentials for the registry (Docker Hub answers 401 for a repository that does not exist, too)."""
         arguments = ["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference]
-        output = self.docker.output(arguments, missing_ok=True)
+        try:
+            output = self.docker.output(arguments, missing_ok=True)
+        except EngineError as error:
+            if not _UNAUTHORIZED.search(str(error)):
+                raise
+            host = parse(reference).host
+            if self.registry.credentials.of(host) is None:
+                raise EngineError(
+                    f"{reference}: {host} refused the lookup ({error}): it does not exist, or it is private and "
+                    f"needs docker login {host}",
+                    transient=False,
+                ) from None
+            raise EngineError(
+                f"{reference}: {host} refused the credentials of docker login ({error}): check that the image "
+                f"exists and that the account of docker login {host} may pull it",
+                transient=False,
+            ) from None
         try:
             digest = json.loads(output)["digest"] if output else None
         except (ValueError, KeyError, TypeError):

@@ -1,14 +1,17 @@
 """A small OCI distribution client: lookups, byte-exact tag copies, records, image uploads, Docker's credentials.
 
 `docker buildx imagetools create` (buildx 0.13) wraps a single-platform manifest in a new index, so the
-release tag would not carry the digest that was built; copying the manifest bytes keeps it. Requests go through
-a Transport (deadlines, interruption, HTTP for loopback registries and HTTPS for the others), and each one that
-fails in a way that can pass (a reset, a 5xx, a 429, no answer in time) is tried again on its own, a few times
-and quickly, before its caller's retries start over.
+release tag would not carry the digest that was built; copying the manifest bytes keeps it. A copy to another
+repository brings the blobs along: mounted where the registry can (same registry), else uploaded, streamed from
+the source (a mount the registry answers with 202, another registry). Requests go through a Transport (deadlines,
+interruption, Docker's TLS trust and insecure registries), and each one that fails in a way that can pass (a
+reset, a 5xx, a 429, no answer in time) is tried again on its own, a few times and quickly, before its caller's
+retries start over. Docker Hub is not spoken to (requests.py says why).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -20,8 +23,7 @@ from buildflow.engine.base import EngineError, ImageLayers
 from buildflow.engine.blobs import VerifiedStream, digest_matches, platform_digest
 from buildflow.engine.layout import INDEXES, Manifest, SavedImage
 from buildflow.engine.requests import Requests
-from buildflow.engine.transport import scheme
-from buildflow.references import DEFAULT_DOMAIN, Reference, parse
+from buildflow.references import Reference, parse
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -31,7 +33,6 @@ MANIFEST_TYPES = ", ".join(
         "application/vnd.docker.distribution.manifest.list.v2+json",
     ]
 )
-DOCKER_HUB = DEFAULT_DOMAIN
 _CONCURRENT_UPLOADS = 3  # uploads of a saved image when another upload of the same blobs gets in the way
 _OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _IMAGE_MANIFESTS = (
@@ -42,6 +43,10 @@ _IMAGE_MANIFESTS = (
 
 class RegistryClient(Requests):
     """Manifest HEAD/GET/PUT, blob uploads and mounts against the registries of the references it is given."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._holders: dict[tuple[str, str], str] = {}  # (host, blob digest) -> a repository this client put it in
 
     def digest(self, reference: str) -> str | None:
         """The digest of the manifest a reference names, or None when the registry has none."""
@@ -59,14 +64,14 @@ class RegistryClient(Requests):
             raise EngineError(f"{source} is not in the registry", transient=False)
         media_type = headers.get("Content-Type", _OCI_MANIFEST)
         if (dst.host, dst.remote) != (src.host, src.remote):
-            self._mount_blobs(src, dst, json.loads(body))
+            self._copy_contents(src, dst, _json_object(body, source))
         self._request("PUT", dst, f"manifests/{dst.version}", {"Content-Type": media_type}, body)
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
     def delete_tag(self, reference: str) -> bool:
         """Remove a tag, not the manifest it names (OCI distribution 1.1); False when the registry refuses to."""
         ref = parse(reference)
-        url = f"{scheme(ref.host)}://{ref.host}/v2/{ref.remote}/manifests/{ref.version}"
+        url = f"{self._base(ref)}/v2/{ref.remote}/manifests/{ref.version}"
         status, headers, _ = self._send("DELETE", url, {}, None, ref)
         if status in (200, 202):
             return True
@@ -126,7 +131,8 @@ class RegistryClient(Requests):
     def _push_saved_once(self, image: SavedImage, ref: Reference) -> str:
         """One upload of a saved image: every blob the repository lacks, the manifests below the top, the top."""
         for digest, size in image.blobs.items():
-            self._upload_blob(ref, digest, size, lambda digest=digest: image.open(digest))  # type: ignore[misc]
+            opened = functools.partial(image.open, digest)
+            self._upload_blob(ref, digest, size, opened, self._holder(ref, digest))
         for manifest in image.below:
             self._put_manifest(ref, manifest.digest, manifest)
         self._put_manifest(ref, ref.version, image.top)
@@ -134,27 +140,29 @@ class RegistryClient(Requests):
 
     def manifest(self, reference: str) -> tuple[dict[str, Any], str]:
         """The parsed manifest (or index) a reference names, and its media type; EngineError when it is missing."""
-        ref = parse(reference)
-        status, headers, body = self._request("GET", ref, f"manifests/{ref.version}", {"Accept": MANIFEST_TYPES})
-        if status == 404:
-            raise EngineError(f"{reference} is not in the registry", transient=False)
-        if ref.version.startswith("sha256:") and "sha256:" + hashlib.sha256(body).hexdigest() != ref.version:
-            raise EngineError(f"{reference}: the registry answered a manifest with another digest", transient=False)
-        try:
-            manifest = json.loads(body)
-        except ValueError:
-            manifest = None
-        if not isinstance(manifest, dict):
-            raise EngineError(f"{reference}: the registry answered a manifest that is no JSON object", transient=False)
-        content_type = (headers.get("Content-Type") or "").split(";")[0].strip()
+        body, content_type = self._manifest_bytes(parse(reference))
+        manifest = _json_object(body, reference)
         media_type = manifest.get("mediaType") or content_type or _OCI_MANIFEST
         return manifest, str(media_type)
+
+    def _manifest_bytes(self, ref: Reference) -> tuple[bytes, str]:
+        """The bytes of the manifest a reference names (checked against its digest, when it names one) and the
+        media type the registry gives them."""
+        status, headers, body = self._request("GET", ref, f"manifests/{ref.version}", {"Accept": MANIFEST_TYPES})
+        if status == 404:
+            raise EngineError(f"{ref} is not in the registry", transient=False)
+        if ref.version.startswith("sha256:") and "sha256:" + hashlib.sha256(body).hexdigest() != ref.version:
+            raise EngineError(f"{ref}: the registry answered a manifest with another digest", transient=False)
+        return body, (headers.get("Content-Type") or "").split(";")[0].strip()
 
     def blob(self, reference: str, digest: str, size: int = 0) -> BinaryIO:
         """A stream of one blob of a reference's repository, checked against its digest when read to the end; its
         deadline allows for `size` bytes."""
-        ref = parse(reference)
-        url = f"{scheme(ref.host)}://{ref.host}/v2/{ref.remote}/blobs/{digest}"
+        return self._blob(parse(reference), digest, size)
+
+    def _blob(self, ref: Reference, digest: str, size: int) -> BinaryIO:
+        """blob() of a parsed reference."""
+        url = f"{self._base(ref)}/v2/{ref.remote}/blobs/{digest}"
         response = self._open_stream(ref, url, size)
         return io.BufferedReader(VerifiedStream(response, digest, f"{ref.host}/{ref.remote}@{digest}"))
 
@@ -200,20 +208,35 @@ class RegistryClient(Requests):
         """Store a manifest under a tag or its digest."""
         self._request("PUT", ref, f"manifests/{name}", {"Content-Type": manifest.media_type}, manifest.data)
 
-    def _upload_blob(self, ref: Reference, digest: str, size: int, body: Callable[[], IO[bytes]]) -> None:
-        """Upload one blob (monolithic POST then PUT) unless the repository has it. Each request is tried again on
-        its own; a failed PUT starts a new upload, since an upload session does not outlive a failure."""
-        self._tried(lambda: self._upload_once(ref, digest, size, body))
+    def _upload_blob(
+        self, ref: Reference, digest: str, size: int, body: Callable[[], IO[bytes]], mount_from: str = ""
+    ) -> None:
+        """Put one blob into a repository unless it has it: mounted from `mount_from` (another repository of the same
+        registry) where the registry can, else uploaded. Each request is tried again on its own; a failed PUT starts
+        a new upload, since an upload session does not outlive a failure."""
+        self._tried(lambda: self._upload_once(ref, digest, size, body, mount_from))
+        self._holders[(ref.host, digest)] = ref.remote
 
-    def _upload_once(self, ref: Reference, digest: str, size: int, body: Callable[[], IO[bytes]]) -> None:
-        """One upload: nothing when the blob is there (perhaps from a PUT whose answer was lost), else POST, PUT."""
+    def _upload_once(
+        self, ref: Reference, digest: str, size: int, body: Callable[[], IO[bytes]], mount_from: str
+    ) -> None:
+        """One upload: nothing when the blob is there (perhaps from a PUT whose answer was lost); else a mount
+        (201: done) or a POST, then a PUT into the upload session either started. A registry answers a mount it
+        cannot make (the other repository lacks the blob, or may not be read) with 202 and a session: the blob is
+        then uploaded into it."""
         if self._request("HEAD", ref, f"blobs/{digest}", {})[0] == 200:
             return
-        _, headers, _ = self._request("POST", ref, "blobs/uploads/", {"Content-Length": "0"}, b"")
+        query = "?" + urllib.parse.urlencode({"mount": digest, "from": mount_from}) if mount_from else ""
+        status, headers, _ = self._request("POST", ref, f"blobs/uploads/{query}", {"Content-Length": "0"}, b"")
+        if status == 201 and mount_from:
+            return
         location = headers.get("Location", "")
+        if not location and mount_from:
+            self._upload_once(ref, digest, size, body, "")  # no mounts here: a plain upload
+            return
         if not location:
             raise EngineError(f"{ref.host} gave no upload location for {ref.remote}", transient=True)
-        url = urllib.parse.urljoin(f"{scheme(ref.host)}://{ref.host}/", location)
+        url = urllib.parse.urljoin(f"{self._base(ref)}/", location)
         url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": digest})
         headers_out = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
         try:
@@ -222,18 +245,45 @@ class RegistryClient(Requests):
             if self._request("HEAD", ref, f"blobs/{digest}", {})[0] != 200:
                 raise  # else another upload of the same blob (another run's) finished first: a 400 for this one
 
+    def _holder(self, ref: Reference, digest: str) -> str:
+        """Another repository of the reference's registry this client put a blob in (to mount it from), or ''."""
+        holder = self._holders.get((ref.host, digest), "")
+        return "" if holder == ref.remote else holder
+
     def _digest_by_get(self, ref: Reference) -> str:
         _, _, body = self._request("GET", ref, f"manifests/{ref.version}", {"Accept": MANIFEST_TYPES})
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
-    def _mount_blobs(self, src: Reference, dst: Reference, manifest: Mapping[str, object]) -> None:
-        """Mount a manifest's config and layers into another repository of the same registry."""
-        if src.host != dst.host:
-            raise EngineError(
-                f"cannot tag across registries ({src.host} -> {dst.host}) without pulling", transient=False
-            )
-        blobs = [manifest.get("config"), *manifest.get("layers", [])]  # type: ignore[misc]
-        for blob in blobs:
+    def _copy_contents(self, src: Reference, dst: Reference, manifest: Mapping[str, Any]) -> None:
+        """Put what a manifest refers to into another repository, of the same registry or another: an index's
+        manifests (and what they refer to), an image's config and layers."""
+        for child in manifest.get("manifests", []):  # an index's
+            self._copy_manifest(src, dst, str(child["digest"]))
+        mount_from = src.remote if src.host == dst.host else ""
+        for blob in [manifest.get("config"), *manifest.get("layers", [])]:
             if isinstance(blob, dict) and "digest" in blob:
-                query = urllib.parse.urlencode({"mount": blob["digest"], "from": src.remote})
-                self._request("POST", dst, f"blobs/uploads/?{query}", {"Content-Length": "0"}, b"")
+                digest, size = str(blob["digest"]), int(blob.get("size", 0))
+                streamed = functools.partial(self._blob, src, digest, size)
+                self._upload_blob(dst, digest, size, streamed, mount_from)
+
+    def _copy_manifest(self, src: Reference, dst: Reference, digest: str) -> None:
+        """Copy one manifest of an index, by digest, with what it refers to (unless the repository has it)."""
+        if self._request("HEAD", dst, f"manifests/{digest}", {"Accept": MANIFEST_TYPES})[0] == 200:
+            return
+        child = src._replace(tag="", digest=digest)
+        body, content_type = self._manifest_bytes(child)
+        manifest = _json_object(body, str(child))
+        self._copy_contents(src, dst, manifest)
+        media_type = str(manifest.get("mediaType") or content_type or _OCI_MANIFEST)
+        self._request("PUT", dst, f"manifests/{digest}", {"Content-Type": media_type}, body)
+
+
+def _json_object(body: bytes, reference: str) -> dict[str, Any]:
+    """A manifest's bytes, parsed; EngineError unless they are a JSON object."""
+    try:
+        manifest = json.loads(body)
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict):
+        raise EngineError(f"{reference}: the registry answered a manifest that is no JSON object", transient=False)
+    return manifest

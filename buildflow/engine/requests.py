@@ -12,8 +12,9 @@ from typing import IO, TypeVar
 from buildflow.engine.auth import Credentials
 from buildflow.engine.base import EngineError
 from buildflow.engine.blobs import retry_after
-from buildflow.engine.transport import DEADLINE, Stream, Transport, scheme
-from buildflow.references import Reference
+from buildflow.engine.transport import DEADLINE, Stream, Transport
+from buildflow.engine.trust import Trust
+from buildflow.references import DEFAULT_DOMAIN, Reference
 
 REQUEST_ATTEMPTS = 5  # tries of one request that fails in a way that can pass
 _PAUSES = (0.2, 0.5, 1.0, 2.0)  # seconds between them (or what the registry asks, at most _LONGEST_PAUSE)
@@ -22,6 +23,7 @@ Body = bytes | Callable[[], IO[bytes]] | None  # bytes, or a way to open the bod
 Answer = tuple[int, Message, bytes]
 Result = TypeVar("Result")
 RequestRetry = Callable[[str, str, float], None]  # (host, error, seconds to wait): a request is tried again
+DOCKER_HUB = DEFAULT_DOMAIN  # the registry name of Docker Hub in references; its API host is never written here
 
 
 class Requests:
@@ -34,8 +36,9 @@ class Requests:
         docker_config: Path | None = None,
         attempts: int = REQUEST_ATTEMPTS,
         on_retry: RequestRetry | None = None,
+        trust: Trust | None = None,
     ) -> None:
-        self.transport = Transport(deadline=timeout)
+        self.transport = Transport(deadline=timeout, trust=trust)
         self.credentials = Credentials(self.transport, docker_config)
         self.attempts = attempts
         self.on_retry = on_retry or (lambda host, error, wait: None)
@@ -43,6 +46,17 @@ class Requests:
     def interrupt(self) -> None:
         """End every request under way at once (from a signal handler); later requests are sent as usual."""
         self.transport.interrupt()
+
+    def _base(self, ref: Reference) -> str:
+        """scheme://host of a reference's registry; Docker Hub is refused here, the one place URLs start."""
+        if ref.host == DOCKER_HUB:
+            raise EngineError(
+                f"{ref}: buildflow's registry client does not talk to Docker Hub (only buildx looks images up there): "
+                "keep images, build records and release tags in a registry of your own (registry: in the file, or "
+                "--registry), and copy finished images to Docker Hub with docker buildx imagetools create",
+                transient=False,
+            )
+        return self.transport.base(ref.host)
 
     def _open_stream(self, ref: Reference, url: str, size: int) -> Stream:
         """A GET whose answer is read as a stream, authenticating once when challenged; errors become EngineErrors."""
@@ -73,7 +87,7 @@ class Requests:
         attempts: int = 0,
     ) -> Answer:
         """One registry call, tried again when it fails in a way that can pass; errors become EngineErrors."""
-        url = f"{scheme(ref.host)}://{ref.host}/v2/{ref.remote}/{path}"
+        url = f"{self._base(ref)}/v2/{ref.remote}/{path}"
         return self._request_url(method, ref, url, headers, body, attempts=attempts)
 
     def _request_url(

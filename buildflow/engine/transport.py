@@ -4,7 +4,9 @@ A per-read timeout does not bound a request: a registry that answers one byte ev
 fire. Each request here is watched: when its deadline passes, or when the run is interrupted, its socket is shut
 down, and the read under way ends at once. A host whose requests run out of time several times in a row is taken
 for one that does not answer: later requests to it fail at once, so a dead registry ends a run in bounded time.
-Loopback registries are spoken to over plain HTTP, as Docker does; everything else over HTTPS.
+Registries are reached as Docker reaches them (engine/trust.py): over HTTPS, trusting the system's CAs and those in
+certs.d/HOST/; an insecure registry (loopback, or the daemon's insecure-registries) over HTTPS without
+verification first, then over plain HTTP when it answers no TLS, which is then remembered for the host.
 """
 
 from __future__ import annotations
@@ -12,23 +14,33 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
+import ssl
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from email.message import Message
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from buildflow.engine.base import EngineError
+from buildflow.engine.trust import Trust, on_loopback_v4
 
 DEADLINE = 30.0  # seconds a registry request may take, connect and whole answer
 BLOB_RATE = 1_000_000  # bytes per second a blob download is allowed at least, on top of DEADLINE
 UNANSWERED_IN_A_ROW = 3  # requests to one host out of time in a row before it is taken for one that does not answer
 _WATCH_INTERVAL = 0.2
-_LOOPBACK = ("localhost", "127.", "[::1]")
+_LOOPBACK_V6 = "[::1]"
+# TLS alerts of a registry that wants a client certificate it trusts (TLS 1.3 and 1.2).
+_CLIENT_CERTIFICATE_ALERTS = (
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+    "SSLV3_ALERT_BAD_CERTIFICATE",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+    "TLSV1_ALERT_UNKNOWN_CA",
+)
 _local = threading.local()
+Answered = TypeVar("Answered")
 
 
 class _Call:
@@ -61,47 +73,103 @@ class _Call:
 class Transport:
     """Sends registry requests, each with a deadline; interrupt() ends every request under way."""
 
-    def __init__(self, *, deadline: float = DEADLINE) -> None:
+    def __init__(self, *, deadline: float = DEADLINE, trust: Trust | None = None) -> None:
         self.deadline = deadline
+        self.trust = trust or Trust()
         self._calls: set[_Call] = set()
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._late: dict[str, int] = {}  # host -> requests out of time in a row
+        self._plain: dict[str, bool] = {}  # insecure host -> it answered plain HTTP (True) or TLS (False)
         self._paused = threading.Condition()
         self._interruptions = 0
+        tls = _TLSHandler(self.trust)
+        self._direct = urllib.request.build_opener(_KeepCredentialsHome, _Handler, tls, urllib.request.ProxyHandler({}))
+        self._from_environment = urllib.request.build_opener(_KeepCredentialsHome, _Handler, tls)
+
+    def base(self, host: str) -> str:
+        """scheme://host for a registry's URLs: http once an insecure host answered plain HTTP, https otherwise."""
+        return f"{'http' if self._plain.get(host) else 'https'}://{host}"
 
     def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | IO[bytes] | None = None, size: int = 0
     ) -> tuple[int, Message, bytes]:
         """One request, its answer read whole: (status, headers, body); errors of the connection as EngineErrors.
         Its deadline allows for a body of `size` bytes."""
-        host = urllib.parse.urlsplit(url).netloc
-        call = self._begin(host, self.deadline + size / BLOB_RATE)
+        return self._reaching(url, lambda url, first: self._send(method, url, headers, body, size, first=first))
+
+    def open(self, url: str, headers: Mapping[str, str], size: int = 0) -> Stream:
+        """A GET whose answer the caller reads as a stream (and closes); its deadline allows for `size` bytes."""
+        return self._reaching(url, lambda url, first: self._open(url, headers, size, first))
+
+    def _reaching(self, url: str, call: Callable[[str, bool], Answered]) -> Answered:
+        """A request as Docker makes it: to an insecure host whose scheme is not known yet, over HTTPS without
+        verification first, then over plain HTTP when that gets no TLS answer or no connection."""
+        parts = urllib.parse.urlsplit(url)
+        host = parts.netloc
+        plain_url = urllib.parse.urlunsplit(parts._replace(scheme="http"))
+        if parts.scheme != "https":
+            return call(url, False)
+        if host in self._plain or not self.trust.insecure(host):
+            return call(plain_url if self._plain.get(host) else url, False)
+        try:
+            answer = call(url, True)
+        except _NoTLS as refused:
+            if refused.plain:
+                self._plain[host] = True
+            return call(plain_url, False)
+        self._plain[host] = False
+        return answer
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | IO[bytes] | None,
+        size: int,
+        *,
+        first: bool,
+    ) -> tuple[int, Message, bytes]:
+        """One request to one URL; `first`: an insecure host's first HTTPS try, which may end in _NoTLS."""
+        opener = self._opener(url)
+        call = self._begin(urllib.parse.urlsplit(url).netloc, self.deadline + size / BLOB_RATE)
         request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
         try:
-            with _opener(url).open(request, timeout=self.deadline) as response:
+            with opener.open(request, timeout=self.deadline) as response:
                 answer = (response.status, response.headers, response.read())
         except urllib.error.HTTPError as error:
             answer = (error.code, error.headers, error.read())
         except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-            raise self._failed(call, error) from None
+            raise self._failed(call, error, first) from None
+        except BaseException:  # the body's stream failed (a blob copied from another repository): not the host
+            self._end(call)
+            raise
         self._end(call)
         if call.cut:
             raise self._failure(call, None)
         return answer
 
-    def open(self, url: str, headers: Mapping[str, str], size: int = 0) -> Stream:
-        """A GET whose answer the caller reads as a stream (and closes); its deadline allows for `size` bytes."""
-        host = urllib.parse.urlsplit(url).netloc
-        call = self._begin(host, self.deadline + size / BLOB_RATE)
+    def _open(self, url: str, headers: Mapping[str, str], size: int, first: bool) -> Stream:
+        """A streamed GET of one URL; `first` as in _send."""
+        opener = self._opener(url)
+        call = self._begin(urllib.parse.urlsplit(url).netloc, self.deadline + size / BLOB_RATE)
         request = urllib.request.Request(url, method="GET", headers=dict(headers))
         try:
-            response: http.client.HTTPResponse = _opener(url).open(request, timeout=call.seconds)
+            response: http.client.HTTPResponse = opener.open(request, timeout=call.seconds)
         except urllib.error.HTTPError as error:
             response = error  # type: ignore[assignment]  # an HTTPError is a response with a status and a body
         except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-            raise self._failed(call, error) from None
+            raise self._failed(call, error, first) from None
         return Stream(response, call, self)
+
+    def _opener(self, url: str) -> urllib.request.OpenerDirector:
+        """Loopback registries directly; others through the proxies the environment names, if any. The TLS context
+        of an https URL's host is made here, so that a bad certificate file fails before the request starts."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme == "https":
+            self.trust.context(parts.netloc)
+        return self._direct if _on_loopback(parts.netloc) else self._from_environment
 
     def interrupt(self) -> None:
         """End every request under way (from a signal handler): they fail at once, and so do pauses between
@@ -158,21 +226,60 @@ class Transport:
             for call in late:
                 call.cut_short("deadline")
 
-    def _failed(self, call: _Call, error: BaseException) -> EngineError:
-        """End a request that failed; its socket's own timeout counts as its deadline passing."""
-        if isinstance(getattr(error, "reason", error), TimeoutError):
+    def _failed(self, call: _Call, error: BaseException, first: bool = False) -> Exception:
+        """End a request that failed; its socket's own timeout counts as its deadline passing. On an insecure
+        host's first HTTPS try, a connection that gets no TLS answer (or none at all) is a _NoTLS."""
+        cause = _cause(error)
+        if isinstance(cause, TimeoutError):
             call.cut_short("deadline")
         self._end(call)
+        if first and not call.cut and _no_tls(cause):
+            return _NoTLS(plain=isinstance(cause, ssl.SSLError))
         return self._failure(call, error)
 
     def _failure(self, call: _Call, error: BaseException | None) -> EngineError:
-        """The error of a request that failed: cut short, or its connection's error."""
+        """The error of a request that failed: cut short, its certificate not trusted, or its connection's error."""
         if call.cut == "interrupted":
             return EngineError(f"{call.host}: cancelled: the run was interrupted", transient=False)
         if call.cut == "deadline":
             return EngineError(f"{call.host}: no complete answer within {call.seconds:.0f} s", transient=True)
-        reason = getattr(error, "reason", error)
-        return EngineError(f"{call.host}: {reason}", transient=True)
+        cause = _cause(error)
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return EngineError(self.trust.untrusted(call.host, cause.verify_message or str(cause)), transient=False)
+        if isinstance(cause, ssl.SSLError) and cause.reason in _CLIENT_CERTIFICATE_ALERTS:
+            return EngineError(self.trust.no_client_certificate(call.host, str(cause.reason)), transient=False)
+        if isinstance(cause, ssl.SSLError) and _no_tls(cause):
+            return EngineError(self.trust.not_tls(call.host, str(cause.reason or cause)), transient=False)
+        return EngineError(f"{call.host}: {cause}", transient=True)
+
+
+class _NoTLS(Exception):
+    """An insecure registry's HTTPS try got no TLS answer (plain: it answered something else) or no connection."""
+
+    def __init__(self, *, plain: bool) -> None:
+        super().__init__("no TLS answer")
+        self.plain = plain
+
+
+def _cause(error: BaseException | None) -> BaseException | None:
+    """What went wrong below urllib's URLError."""
+    reason = getattr(error, "reason", None) if isinstance(error, urllib.error.URLError) else None
+    return reason if isinstance(reason, BaseException) else error
+
+
+def _no_tls(cause: BaseException | None) -> bool:
+    """A failure of the TLS handshake itself (the server speaks something else), or no connection at all (a
+    registry without a port listens on 80 for HTTP, on 443 for HTTPS)."""
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return False
+    if isinstance(cause, ssl.SSLError):
+        return cause.reason not in _CLIENT_CERTIFICATE_ALERTS
+    return isinstance(cause, ConnectionRefusedError)
+
+
+def _on_loopback(host: str) -> bool:
+    """A registry on this machine: no proxy can reach it."""
+    return on_loopback_v4(host) or host.startswith(_LOOPBACK_V6)
 
 
 class Stream:
@@ -223,10 +330,15 @@ class _Handler(urllib.request.HTTPHandler):
 
 
 class _TLSHandler(urllib.request.HTTPSHandler):
-    """HTTPS through watched connections."""
+    """HTTPS through watched connections, each with the TLS context of its host (a redirect's too)."""
+
+    def __init__(self, trust: Trust) -> None:
+        super().__init__()
+        self.trust = trust
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_TLSConnection, req, context=self._context)  # type: ignore[attr-defined]
+        host = getattr(req, "_tunnel_host", None) or req.host  # through a proxy: the registry's, not the proxy's
+        return self.do_open(_TLSConnection, req, context=self.trust.context(host))
 
 
 def _attach(sock: socket.socket | None) -> None:
@@ -242,11 +354,6 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-def scheme(host: str) -> str:
-    """http for loopback registries (as Docker treats them), https elsewhere."""
-    return "http" if host.startswith(_LOOPBACK) else "https"
-
-
 class _KeepCredentialsHome(urllib.request.HTTPRedirectHandler):
     """Follow redirects, but never send credentials to another host."""
 
@@ -255,12 +362,3 @@ class _KeepCredentialsHome(urllib.request.HTTPRedirectHandler):
         if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
             new.remove_header("Authorization")
         return new
-
-
-_DIRECT = urllib.request.build_opener(_KeepCredentialsHome, _Handler, _TLSHandler, urllib.request.ProxyHandler({}))
-_FROM_ENVIRONMENT = urllib.request.build_opener(_KeepCredentialsHome, _Handler, _TLSHandler)
-
-
-def _opener(url: str) -> urllib.request.OpenerDirector:
-    """Loopback registries directly; others through the proxies the environment names, if any."""
-    return _DIRECT if scheme(urllib.parse.urlsplit(url).netloc) == "http" else _FROM_ENVIRONMENT

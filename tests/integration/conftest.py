@@ -100,7 +100,8 @@ def make_project(
     namespace = f"it-{uuid.uuid4().hex[:10]}"
     root.mkdir(parents=True, exist_ok=True)
     retry = f"{{attempts: {attempts}, initial_delay: 0.2, max_delay: {max_delay}}}"
-    header = f"version: 1\nregistry: {registry}/{namespace}\nretry: {retry}\ndefaults: {{network: none}}\ntargets:\n"
+    prefix = f"'{registry}/{namespace}'" if registry.startswith("[") else f"{registry}/{namespace}"  # [::1]: YAML
+    header = f"version: 1\nregistry: {prefix}\nretry: {retry}\ndefaults: {{network: none}}\ntargets:\n"
     (root / "buildflow.yaml").write_text(header + textwrap.indent(textwrap.dedent(targets), "  "))
     for context, text in dockerfiles.items():
         (root / context).mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import pytest
 from buildflow.engine.builders import BuilderInfo
 from buildflow.engine.buildx import BuildxEngine, _build_arguments, _step_counts
 from buildflow.engine.docker import classify
-from buildflow.engine.transport import scheme as _scheme
+from buildflow.engine.trust import DaemonRegistries, Trust
 from buildflow.output.report import report_document, summary_table
 from buildflow.plan.planner import make_plan
 from buildflow.references import parse, pinned
@@ -190,8 +190,9 @@ def test_registry_references() -> None:
         "latest",
         "registry.example:443/team/app:latest",
     )
-    assert _scheme("localhost:5000") == _scheme("127.0.0.1:5000") == _scheme("[::1]:5000") == "http"
-    assert _scheme("registry.example") == "https"
+    trust = Trust(DaemonRegistries)  # Docker's defaults: 127.0.0.0/8 is insecure, nothing else
+    assert trust.insecure("localhost:5000") and trust.insecure("127.0.0.1:5000")
+    assert not trust.insecure("[::1]:5000") and not trust.insecure("192.0.2.1:443")
 
 
 def test_summary_and_report(pipeline) -> None:  # type: ignore[no-untyped-def]

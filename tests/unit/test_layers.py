@@ -8,7 +8,6 @@ import http.server
 import io
 import json
 import tarfile
-import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -26,6 +25,7 @@ from buildflow.quality.layers import (
     from_registry,
 )
 from buildflow.sizes import human, parse_size
+from tests.conftest import serving
 
 # A layer is {path: what}: an int is a regular file of that many bytes, "dir" a directory, "->x" a symlink to x,
 # "=>x" a hard link to x. Whiteouts are the empty regular files OCI names them: "d/.wh.name", "d/.wh..wh..opq".
@@ -361,14 +361,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def registry() -> Iterator[FakeRegistry]:
-    server = FakeRegistry()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(FakeRegistry()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
