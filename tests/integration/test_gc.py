@@ -146,31 +146,89 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class PrivateRegistry:
+    """A registry of the test's own (the same binary scripts/engine.sh starts) on another loopback port, its
+    storage in the test's directory: started and stopped by the test, its garbage collected while stopped."""
+
+    def __init__(self, root: Path, *, deletes: bool) -> None:
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            pytest.fail("docker-registry is missing: run scripts/engine.sh install")
+        self.binary, self.port, self.storage = binary, free_port(), root / "storage"
+        self.config = root / "registry.yml"
+        self.config.write_text(
+            f"version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {self.storage}}}\n"
+            f"  delete: {{enabled: {str(deletes).lower()}}}\nhttp:\n  addr: 127.0.0.1:{self.port}\n"
+        )
+        self.env = {"REGISTRY_STORAGE_DELETE_ENABLED": str(deletes).lower(), "PATH": "/usr/bin:/bin"}
+        self.server: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"localhost:{self.port}"
+
+    def start(self) -> None:
+        self.server = subprocess.Popen(
+            [self.binary, "serve", str(self.config)], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/", timeout=5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail(f"the registry on 127.0.0.1:{self.port} did not answer")
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.terminate()
+            self.server.wait(timeout=30)
+            self.server = None
+
+    def collect_garbage(self) -> None:
+        """distribution's own garbage-collect, untagged manifests too (BuildKit's cache leaves them), stopped."""
+        self.stop()
+        subprocess.run(
+            [self.binary, "garbage-collect", "--delete-untagged", str(self.config)],
+            env=self.env,
+            capture_output=True,
+            check=True,
+            timeout=120,
+        )
+        self.start()
+
+    def blob_bytes(self) -> int:
+        """The bytes of every blob stored (manifests, configs, layers)."""
+        return sum(path.stat().st_size for path in self.storage.glob("docker/registry/v2/blobs/**/data"))
+
+
 @pytest.fixture
 def no_delete_registry(tmp_path: Path) -> Iterator[str]:
-    """A second registry (the same binary as scripts/engine.sh starts) on another loopback port, deletes off."""
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.fail("docker-registry is missing: run scripts/engine.sh install")
-    port = free_port()
-    config = tmp_path / "registry.yml"
-    config.write_text(
-        f"version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {tmp_path / 'storage'}}}\n"
-        f"  delete: {{enabled: false}}\nhttp:\n  addr: 127.0.0.1:{port}\n"
-    )
-    env = {"REGISTRY_STORAGE_DELETE_ENABLED": "false", "PATH": "/usr/bin:/bin"}
-    server = subprocess.Popen(
-        [binary, "serve", str(config)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    """A private registry with deletes disabled."""
+    registry = PrivateRegistry(tmp_path, deletes=False)
+    registry.start()
     try:
-        for _ in range(100):
-            if RegistryClient().digest(f"127.0.0.1:{port}/probe/nothing:none") is None:
-                break
-            time.sleep(0.1)
-        yield f"localhost:{port}"
+        yield registry.address
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        registry.stop()
+
+
+def test_the_bytes_gc_reports_are_what_the_registry_frees_at_its_garbage_collect(tmp_path: Path) -> None:
+    registry = PrivateRegistry(tmp_path, deletes=True)
+    registry.start()
+    try:
+        project = make_project(tmp_path / "p", TREE, FILES, registry=registry.address)
+        five_runs(project)
+        registry.collect_garbage()
+        before = registry.blob_bytes()
+        result, report = gc(project, "--keep", "1")
+        assert result.returncode == 0, result.stdout + result.stderr
+        registry.collect_garbage()
+        after = registry.blob_bytes()
+    finally:
+        registry.stop()
+    print(f"stored blobs {before} B before gc, {after} B after; gc reported {report['freed_bytes']} B freed")
+    assert report["freed_bytes"] == before - after > 0
 
 
 def test_a_registry_that_refuses_deletes_is_named_in_one_line_and_exit_1(
