@@ -140,8 +140,12 @@ def scan(catalog: RegistryCatalog, name: str) -> Repository:
 
 def _read_record(catalog: RegistryCatalog, build: Build) -> None:
     """Fill in a build's target and time from its record, else its time from its image's creation."""
-    stored = decode(catalog.get_artifact(f"{build.repository}:{build.tags[-1]}", RECORD_MEDIA_TYPE))
-    if build.record and stored is not None:
+    stored = (
+        decode(catalog.get_artifact(f"{build.repository}:{build.record_tag}", RECORD_MEDIA_TYPE))
+        if build.record
+        else None
+    )
+    if stored is not None:
         build.target, build.built_at = stored.target, stored.built_at
     if not build.built_at and build.image:
         build.built_at = catalog.created(f"{build.repository}@{build.image}")
