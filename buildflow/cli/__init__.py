@@ -13,7 +13,7 @@ from typing import NoReturn
 import click
 
 from buildflow import __version__, log
-from buildflow.cli import adopt, build, builders, checks, ci, docs, exits, inspect, release
+from buildflow.cli import adopt, build, builders, checks, ci, cleanup, docs, exits, inspect, release
 from buildflow.cli.options import global_options, name_environment
 from buildflow.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, BuildflowError
 
@@ -21,7 +21,8 @@ _EPILOG = """\b
 Exit codes:
   0  success
   1  a target was not built, the release was not tagged (what moved was put back), --run-timeout passed,
-     no engine or registry answers, or (release) an image is not built, recorded or tested: one line each;
+     no engine or registry answers, (release) an image is not built, recorded or tested: one line each, or
+     (gc) the registry refuses deletes;
      status --exit-code: something would be built
   2  invalid pipeline file or command line: one line per problem
   3  internal error in buildflow (rerun with --debug and report it)
@@ -74,6 +75,7 @@ def cli(context: click.Context, /, **pipeline_options: object) -> None:
       buildflow build --builder buildflow-2    build on another engine (repeat --builder to use several)
       buildflow build --only app --no-release  a CI job per image: app alone, pushed, no release tag moved
       buildflow release                        then move every release tag, once every image is checked
+      buildflow gc --keep 1 --dry-run          which old content tags and records a clean-up would delete
       buildflow builders --all                 every docker context and buildx builder, and what each can do
       buildflow lint                           hadolint on every Dockerfile, file:line per finding
       buildflow test app                       run app's image tests (and inherited ones) again
@@ -105,6 +107,7 @@ for _command in (
     inspect.graph,
     build.build,
     release.release,
+    cleanup.gc,
     builders.builders,
     checks.lint,
     checks.test_images,
