@@ -18,7 +18,6 @@ from email.message import Message
 
 from buildflow.engine.base import EngineError
 from buildflow.engine.registry import MANIFEST_TYPES, RegistryClient
-from buildflow.engine.transport import scheme
 from buildflow.references import Reference, parse
 
 TAGS_PER_PAGE = 1000
@@ -39,7 +38,7 @@ class RegistryCatalog(RegistryClient):
     def tags(self, repository: str) -> list[str]:
         """Every tag of a repository (HOST/NAME), following the registry's pages (Link: <…>; rel="next")."""
         ref = parse(f"{repository}:probe")
-        url = f"{scheme(ref.host)}://{ref.host}/v2/{ref.remote}/tags/list?n={TAGS_PER_PAGE}"
+        url = f"{self._base(ref)}/v2/{ref.remote}/tags/list?n={TAGS_PER_PAGE}"
         found: list[str] = []
         while url:
             status, headers, body = self._request_url("GET", ref, url, {}, None)
@@ -52,7 +51,7 @@ class RegistryCatalog(RegistryClient):
     def delete_manifest(self, repository: str, digest: str) -> Deleted:
         """Delete the manifest `digest` of a repository, and with it every tag on it."""
         ref = parse(f"{repository}@{digest}")
-        url = f"{scheme(ref.host)}://{ref.host}/v2/{ref.remote}/manifests/{digest}"
+        url = f"{self._base(ref)}/v2/{ref.remote}/manifests/{digest}"
         status, headers, _ = self._tried(lambda: self._delete_once(url, ref))
         if status in (200, 202):
             return Deleted.DELETED
