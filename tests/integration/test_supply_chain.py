@@ -131,6 +131,19 @@ def test_ssh_forwarding_reaches_a_run_with_an_ssh_mount(tmp_path: Path, ssh_agen
     assert run_image(project.ref("app:1"), "cat", "/ssh.txt").strip() == "forwarded"
 
 
+def test_ssh_forwards_a_socket_path_under_an_id(tmp_path: Path, ssh_agent: str) -> None:
+    dockerfile = BASE + 'RUN --mount=type=ssh,id=agent test -S "$SSH_AUTH_SOCK" && echo by-id > /ssh.txt\n'
+    (tmp_path / "sockets").mkdir()
+    (tmp_path / "sockets" / "agent.sock").symlink_to(ssh_agent)
+    targets = """\
+        app: {context: app, tags: ["app:1"], ssh: [{id: agent, paths: [sockets/agent.sock]}]}
+        """
+    project = make_project(tmp_path, targets, {"app": dockerfile})
+    result = project.build(env={"SSH_AUTH_SOCK": ""})
+    assert result.returncode == 0, result.stderr
+    assert run_image(project.ref("app:1"), "cat", "/ssh.txt").strip() == "by-id"
+
+
 def test_ssh_without_it_the_ssh_mount_has_no_agent(tmp_path: Path) -> None:
     dockerfile = BASE + 'RUN --mount=type=ssh,required=false test -S "$SSH_AUTH_SOCK"\n'
     project = make_project(tmp_path, 'app: {context: app, tags: ["app:1"]}\n', {"app": dockerfile})

@@ -218,7 +218,10 @@ def test_set_overrides_fields_of_one_target_or_all(tmp_path: Path) -> None:
         ("app=1", "--set app=1: expected ID.FIELD=VALUE"),
         ("app.network=bridge", "--set app.network=bridge: targets.app.network: 'bridge' is not one of"),
         ("*.push=maybe", "--set *.push=maybe: targets.app.push:"),
-        ("app.attest.provenance=full", "--set app.attest.provenance=full: targets.app.attest.provenance:"),
+        (
+            "app.attest.provenance=full",
+            "--set app.attest.provenance=full: targets.app.attest.provenance: 'full' is not one of min, max, false",
+        ),
     ],
 )
 def test_a_bad_set_names_the_option_and_the_field(tmp_path: Path, given: str, expected: str) -> None:
