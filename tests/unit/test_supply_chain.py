@@ -182,6 +182,19 @@ def test_a_layout_is_unpacked_whole_and_nothing_outside_it(tmp_path: Path) -> No
         unpack_layout(_tar(tmp_path, {"manifest.json": b"[]"}), directory)
 
 
+def test_a_rebuild_says_the_attestations_or_annotations_changed(tmp_path: Path) -> None:
+    from buildflow.run.freshness import changes
+    from buildflow.run.records import inputs
+
+    text = "version: 1\ntargets:\n  app: {context: app%s}\n"
+    plain = load(tmp_path, text % "", FILES)
+    asked = load(tmp_path, text % ", attest: {provenance: min}, annotations: {org.a: x}", FILES)
+    before, after = inputs(plain.targets["app"], plain), inputs(asked.targets["app"], asked)
+    assert "attest" not in before and "annotations" not in before  # records without them are as they were
+    assert changes(before, after) == ["attestations changed", "annotation org.a added"]
+    assert changes(after, after) == []
+
+
 # ---- --set ---------------------------------------------------------------------------------------------------
 
 SET_PIPELINE = """\
