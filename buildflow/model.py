@@ -94,6 +94,36 @@ class LintPolicy:
 _DEFAULT_LINT = LintPolicy()
 
 
+@dataclass(frozen=True, slots=True)
+class Attest:
+    """Attestations pushed with an image: an SBOM ("": none, "default": BuildKit's scanner, else a scanner image)
+    and SLSA provenance ("", "min" or "max")."""
+
+    sbom: str = ""
+    provenance: str = ""
+
+    def __bool__(self) -> bool:
+        """True when any attestation is asked for."""
+        return bool(self.sbom or self.provenance)
+
+
+@dataclass(frozen=True, slots=True)
+class SshForward:
+    """An SSH agent socket or keys a build may use (RUN --mount=type=ssh): `default` with no paths is the agent
+    of $SSH_AUTH_SOCK."""
+
+    id: str = "default"
+    paths: tuple[str, ...] = ()
+
+    @property
+    def argument(self) -> str:
+        """buildx's --ssh value: default, ID, or ID=PATH[,PATH]."""
+        return f"{self.id}={','.join(self.paths)}" if self.paths else self.id
+
+
+NO_ATTEST = Attest()
+
+
 class Target(NamedTuple):
     """One image to build: a target, or one combination of a matrix target.
 
@@ -123,6 +153,10 @@ class Target(NamedTuple):
     bases: Mapping[str, str] = {}  # external images the Dockerfile names -> digest ("" when not resolved)
     lint: LintPolicy = _DEFAULT_LINT
     size_budget: int = 0  # bytes the image may take (uncompressed); 0: no budget
+    attest: Attest = NO_ATTEST
+    ssh: tuple[SshForward, ...] = ()
+    annotations: Mapping[str, str] = {}
+    oci_dir: Path | None = None  # output: oci: where the OCI layout of each image built is written
 
     def to_json(self, root: Path) -> dict[str, Any]:
         """A JSON-ready description, paths relative to the pipeline directory."""
@@ -146,6 +180,10 @@ class Target(NamedTuple):
             "tests": list(self.tests.commands),
             "lint": {"threshold": self.lint.threshold, "ignore": sorted(self.lint.ignore)},
             "size_budget": self.size_budget or None,
+            "attest": {"sbom": self.attest.sbom, "provenance": self.attest.provenance} if self.attest else None,
+            "ssh": [forward.id for forward in self.ssh],
+            "annotations": dict(self.annotations),
+            "oci_dir": relative_path(self.oci_dir, root) if self.oci_dir else None,
             "bases": dict(self.bases),
             "fingerprint": self.fingerprint,
         }

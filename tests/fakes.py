@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import BinaryIO
 
 from buildflow.engine.base import BuildRequest, BuildResult, EngineError, ImageLayers, TestRequest, TestRun
@@ -79,6 +81,10 @@ class FakeEngine:
 
     def local_digest(self, reference: str) -> str | None:
         return self.built.get(reference)
+
+    def save_layout(self, reference: str, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "index.json").write_text(json.dumps({"manifests": [{"digest": self.built[reference]}]}))
 
     def cancel(self) -> None:
         self.cancelled = True

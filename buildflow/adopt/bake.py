@@ -1,6 +1,6 @@
 """bake's printed definition as a buildflow pipeline: targets, contexts, Dockerfiles, args, tags, platforms, labels,
-cache, secrets, outputs, and `target:` contexts as `from:` edges; groups as selections. What buildflow has no
-equivalent for is listed, never dropped silently. Pure: no file is read here."""
+cache, secrets, outputs, ssh, attestations, annotations, and `target:` contexts as `from:` edges; groups as
+selections. What buildflow has no equivalent for is listed, never dropped silently. Pure: no file is read here."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from buildflow.adopt.bakecache import cache_setting, push_setting, secrets_setting
+from buildflow.adopt.bakesupply import supply_settings
 from buildflow.adopt.writing import Draft, DraftTarget
 from buildflow.model import BASE_IMAGE_ARG
 
@@ -21,18 +22,15 @@ _REMOTE = re.compile(r"^([a-z][a-z0-9+.-]*://|git@)")
 _NETWORKS = frozenset({"default", "host", "none"})
 _MAPPED = frozenset(
     {"context", "contexts", "dockerfile", "args", "labels", "tags", "platforms", "target"}
-    | {"cache-from", "cache-to", "secret", "output", "network", "description"}
+    | {"cache-from", "cache-to", "secret", "output", "network", "description", "ssh", "attest", "annotations"}
 )
 NO_EQUIVALENT = {
     "dockerfile-inline": "buildflow builds a Dockerfile in the context: write it to a file and set dockerfile:",
-    "ssh": "no SSH agent forwarding (RUN --mount=type=ssh); a key can be a secret: {ID: {file: PATH}}",
     "pull": "external bases are resolved to digests at every plan (rebuild.follow_bases); `buildflow build --pull`",
     "no-cache": "not per target: `buildflow build --no-cache`, or `--force-target NAME` to rebuild one target",
     "no-cache-filter": "not per stage: `buildflow build --no-cache` runs every step again",
     "shm-size": "no /dev/shm size for RUN",
     "ulimits": "no ulimits for RUN",
-    "attest": "buildflow builds without attestations, so that identical inputs give identical digests",
-    "annotations": "no OCI annotations (labels: are kept)",
     "entitlements": "no entitlements (network: host is the one buildflow has)",
     "call": "buildflow builds images; Dockerfile checks are `buildflow lint`",
 }
@@ -266,7 +264,7 @@ def _tags(name: str, tags: list[Any], result: Imported) -> dict[str, list[str]]:
 
 
 def _settings(name: str, spec: Mapping[str, Any], where: _Where, notes: Notes) -> dict[str, Any]:
-    """cache, secrets and push."""
+    """cache, secrets, push, and ssh, attest and annotations."""
     fields: dict[str, Any] = {}
     cache = cache_setting(name, spec, where.path, notes.add)
     if cache is not None:
@@ -277,7 +275,7 @@ def _settings(name: str, spec: Mapping[str, Any], where: _Where, notes: Notes) -
     push = push_setting(name, spec.get("output") or [], notes.add)
     if push is not None:
         fields["push"] = push
-    return fields
+    return fields | supply_settings(name, spec, where.path, notes.add)
 
 
 def groups(declared: Mapping[str, Any], names: Mapping[str, str], notes: Notes) -> dict[str, list[str]]:

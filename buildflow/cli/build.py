@@ -266,6 +266,7 @@ def _session(
     progress = "plain" if options.log_format == "json" and progress == "tty" else progress  # stderr all JSON
     uses = _builders_unless_interrupted(plan, names, jobs, timeout, logs)
     _check_cache(plan, uses, engine, str(options.file))
+    _check_supply(plan, uses, engine, (str(options.file), push))
     return Session(lint_mode, wait, _progress_view(progress, options, logs, push), uses, logs, run_id)
 
 
@@ -342,6 +343,16 @@ def _check_cache(plan: Plan, uses: Sequence[BuilderUse], engine: BuildxEngine, d
         check_cache(plan, [use.info for use in uses if use.info], display)
     elif asks_exported_cache(plan):
         check_cache(plan, [engine.info], display)
+
+
+def _check_supply(plan: Plan, uses: Sequence[BuilderUse], engine: BuildxEngine, run: tuple[str, bool]) -> None:
+    """Attestations or an OCI layout a builder cannot give stop the run before anything is built; the current
+    builder is asked (docker) only when some target asks for them."""
+    from buildflow.run.builders import asks_supply_checks, check_supply
+
+    if asks_supply_checks(plan):
+        infos = [use.info for use in uses if use.info] if uses else [engine.info]
+        check_supply(plan, infos, run[0], push=run[1])
 
 
 def _run_options(

@@ -46,6 +46,7 @@ def load(options: PipelineOptions, engine: Registry | None = None, file: Path | 
             registry=options.registry,
             display=str(file or options.file),
             resolve_bases=resolver,
+            sets=options.sets,
         )
     from buildflow.run.secrets import secret_values
 

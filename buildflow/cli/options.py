@@ -33,6 +33,7 @@ class PipelineOptions:
     registry: str | None
     log_format: str
     debug: bool
+    sets: tuple[str, ...] = ()  # --set ID.FIELD=VALUE
 
 
 _PIPELINE_OPTIONS = [
@@ -54,6 +55,15 @@ _PIPELINE_OPTIONS = [
         envvar=f"{ENV_PREFIX}_VAR",
         help="Override a pipeline variable or a built-in such as git_commit (repeatable; in the environment "
         "variable, separated by spaces).",
+    ),
+    click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="ID.FIELD=VALUE",
+        envvar=f"{ENV_PREFIX}_SET",
+        help="Override a target's field for this run, checked like the file (repeatable; ID is a target or * for "
+        "all): --set app.args.VERSION=2, --set '*.platforms=linux/amd64'. Lists are comma-separated.",
     ),
     click.option(
         "--registry",
@@ -87,12 +97,19 @@ def pipeline_options(command: Command) -> Command:
 
     @functools.wraps(command)
     def with_options(
-        *, file: Path, variables: Sequence[str], registry: str | None, log_format: str, debug: bool, **rest: object
+        *,
+        file: Path,
+        variables: Sequence[str],
+        sets: Sequence[str],
+        registry: str | None,
+        log_format: str,
+        debug: bool,
+        **rest: object,
     ) -> None:
         """Call the command with its pipeline options in one PipelineOptions (wraps gives this the command's doc)."""
         given = {"file": file, "variables": variables, "registry": registry, "log_format": log_format, "debug": debug}
-        merged = {name: given_value(name, value) for name, value in given.items()}
-        merged["variables"] = tuple(merged["variables"])
+        merged = {name: given_value(name, value) for name, value in {**given, "sets": sets}.items()}
+        merged["variables"], merged["sets"] = tuple(merged["variables"]), tuple(merged["sets"])
         command(options=PipelineOptions(**merged), **rest)
 
     for option in reversed(_PIPELINE_OPTIONS):
@@ -110,7 +127,7 @@ def given_value(name: str, value: Any, context: click.Context | None = None) -> 
     before = parent.params[name]
     if context.get_parameter_source(name) != ParameterSource.COMMANDLINE:
         return before
-    return (*before, *value) if name == "variables" else value
+    return (*before, *value) if name in ("variables", "sets") else value
 
 
 def name_environment(group: click.Group) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from buildflow.model import Secret
+from buildflow.model import NO_ATTEST, Attest, Secret, SshForward
 
 RECORD_MEDIA_TYPE = "application/vnd.buildflow.record.v1+json"
 
@@ -56,6 +56,9 @@ class BuildRequest:
     cache_to: Mapping[str, str] | None = None
     no_cache: bool = False
     pull: bool = False
+    attest: Attest = NO_ATTEST
+    ssh: tuple[SshForward, ...] = ()
+    annotations: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,10 @@ class Builder(Protocol):
 
     def tag_local(self, source: str, references: Sequence[str]) -> None:
         """Tag an image in the local image store."""
+        ...
+
+    def save_layout(self, reference: str, directory: Path) -> None:
+        """Write an image of the local image store as an OCI layout (index.json, blobs) into `directory`."""
         ...
 
     def cancel(self) -> None:

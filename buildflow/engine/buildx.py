@@ -9,10 +9,11 @@ import json
 import os
 import re
 import signal
+import tarfile
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,7 +35,7 @@ from buildflow.engine.docker import (
     Docker,
     classify,
 )
-from buildflow.engine.layout import SavedImage, read_saved
+from buildflow.engine.layout import SavedImage, read_saved, unpack_layout
 from buildflow.engine.registry import RegistryClient
 from buildflow.engine.requests import DOCKER_HUB, RequestRetry
 from buildflow.engine.trust import Trust, from_daemon
@@ -116,7 +117,8 @@ class BuildxEngine:
         self.checked = self.checked or self.info.answers  # describing the builder asked the engine and buildx
         self._check_once()
         started = time.monotonic()
-        output = self._output(request)
+        index = bool(request.attest) or len(request.platforms) > 1
+        output = with_annotations(self._output(request), request.annotations, index)
         with tempfile.TemporaryDirectory(prefix="buildflow-") as scratch:
             metadata = Path(scratch) / "metadata.json"
             lines = self.docker.build(
@@ -154,6 +156,18 @@ class BuildxEngine:
                 finally:
                     saved.close()
         return self._docker_push(reference)
+
+    def save_layout(self, reference: str, directory: Path) -> None:
+        """Write a local image as an OCI layout into `directory` (made anew): `docker save`, unpacked."""
+        with tempfile.TemporaryDirectory(prefix="buildflow-oci-") as scratch:
+            archive = Path(scratch) / "image.tar"
+            self.docker.output(["save", "--output", str(archive), reference])
+            try:
+                unpack_layout(archive, directory)
+            except (OSError, tarfile.TarError) as error:
+                raise EngineError(
+                    f"cannot write the OCI layout of {reference} to {directory}: {error}", transient=False
+                ) from None
 
     def _saved(self, reference: str, path: Path) -> SavedImage | None:
         """The image as `docker save` writes it, when that is exactly the built image (the containerd store)."""
@@ -298,7 +312,8 @@ def _children() -> list[int]:
 
 
 def _build_arguments(request: BuildRequest, metadata: Path, output: dict[str, str]) -> dict[str, Any]:
-    """python-on-whales build() arguments for a request: its output, plain progress, provenance off."""
+    """python-on-whales build() arguments for a request: its output, plain progress, provenance off unless asked.
+    (python-on-whales passes one --ssh: a target forwards one agent or one id.)"""
     return {
         "context_path": request.context,
         "file": request.dockerfile,
@@ -313,12 +328,36 @@ def _build_arguments(request: BuildRequest, metadata: Path, output: dict[str, st
         "cache_from": [dict(source) for source in request.cache_from] or None,
         "cache_to": dict(request.cache_to) if request.cache_to else None,
         "pull": request.pull,
-        "provenance": False,
+        "provenance": {"mode": request.attest.provenance} if request.attest.provenance else False,
+        "sbom": _sbom_argument(request.attest.sbom),
+        "ssh": request.ssh[0].argument if request.ssh else None,
         "output": output,
         "metadata_file": metadata,
         "progress": "plain",
         "stream_logs": True,
     }
+
+
+def _sbom_argument(sbom: str) -> bool | dict[str, str] | None:
+    """--sbom: none, BuildKit's own scanner, or a scanner image."""
+    if not sbom:
+        return None
+    return True if sbom == "default" else {"generator": sbom}
+
+
+def with_annotations(output: dict[str, str], annotations: Mapping[str, str] | None, index: bool) -> dict[str, str]:
+    """An image output with OCI annotations on its manifests (annotation-manifest.KEY), and on its index too when
+    the artifact is one (attestations, several platforms); each field quoted when it needs to be (CSV, as buildx
+    reads --output)."""
+    fields = dict(output)
+    for key, value in (annotations or {}).items():
+        for kind in ("manifest", "index") if index else ("manifest",):
+            name, text = f"annotation-{kind}.{key}", str(value)
+            if any(character in name + text for character in ',"'):
+                quoted = '"' + f"{name}={text}".replace('"', '""') + '"'
+                name, text = quoted.partition("=")[0], quoted.partition("=")[2]
+            fields[name] = text
+    return fields
 
 
 def _test_arguments(request: TestRequest, name: str) -> list[str]:

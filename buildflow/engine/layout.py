@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 INDEXES = (
@@ -56,6 +58,25 @@ def read_saved(path: str) -> SavedImage | None:
     if image is None:
         archive.close()
     return image
+
+
+def unpack_layout(archive: Path, directory: Path) -> None:
+    """Unpack a `docker save` tar into `directory` (emptied first): an OCI layout, to copy or `skopeo copy oci:`.
+    Only files and directories are taken, none outside `directory`."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    with tarfile.open(archive) as tar:
+        members = [member for member in tar.getmembers() if _inside(member)]
+        tar.extractall(directory, members=members)  # members checked by _inside
+    if not (directory / "index.json").is_file():
+        raise OSError(f"{archive.name} holds no index.json (the engine's image store writes no OCI layout)")
+
+
+def _inside(member: tarfile.TarInfo) -> bool:
+    """A plain file or directory whose path stays inside the layout."""
+    parts = Path(member.name).parts
+    return (member.isfile() or member.isdir()) and not Path(member.name).is_absolute() and ".." not in parts
 
 
 def _image(archive: tarfile.TarFile) -> SavedImage | None:

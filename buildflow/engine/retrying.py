@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from buildflow.engine.base import (
@@ -72,6 +73,10 @@ class RetryingEngine:
     def tag_local(self, source: str, references: Sequence[str]) -> None:
         """Tag locally, retrying transient failures."""
         self._call(source, self.engine.tag_local, source, references)
+
+    def save_layout(self, reference: str, directory: Path) -> None:
+        """Write an OCI layout of a local image, retrying transient failures."""
+        self._call(reference, self.engine.save_layout, reference, directory)
 
     def local_digest(self, reference: str) -> str | None:
         """Look a local image up, retrying transient failures."""

@@ -96,6 +96,7 @@ def target_fingerprint(
     secret_ids: Sequence[str],
     parents: Sequence[str],
     bases: Mapping[str, str],
+    artifact: tuple[tuple[str, ...], ...] = (),
 ) -> str:
     """sha256 of everything that decides a target's image; secret values never enter it.
 
@@ -103,9 +104,11 @@ def target_fingerprint(
     that moves upstream changes the fingerprint of every target on it, and of their descendants.
 
     The input is the repr of a tuple of strings and sorted tuples: unambiguous, and several times cheaper
-    than JSON for the thousands of small payloads of a large pipeline.
+    than JSON for the thousands of small payloads of a large pipeline. `artifact` (attestations, annotations)
+    changes the pushed artifact, not the image: it is added only when set, so fingerprints without it stay as
+    they were.
     """
-    payload = (
+    payload: tuple[object, ...] = (
         FINGERPRINT_VERSION,
         dockerfile,
         context,
@@ -117,4 +120,6 @@ def target_fingerprint(
         tuple(sorted(parents)),
         tuple(sorted(bases.items())) if bases else (),
     )
+    if artifact:
+        payload = (*payload, artifact)
     return hashlib.sha256(repr(payload).encode()).hexdigest()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ from buildflow import references
 from buildflow.errors import PipelineError, Problem
 from buildflow.model import Pipeline
 from buildflow.pipeline import matrix
+from buildflow.pipeline.overrides import apply_overrides, name_overrides
 from buildflow.pipeline.resolve import BaseResolver, resolve
 from buildflow.pipeline.resolve import image_names as resolved_names
 from buildflow.pipeline.source import line_finder, read_document
@@ -24,16 +25,20 @@ def load_pipeline(
     registry: str | None = None,
     display: str | None = None,
     resolve_bases: BaseResolver | None = None,
+    sets: Sequence[str] = (),
 ) -> Pipeline:
     """Load and resolve a pipeline file, or raise PipelineError listing every problem in it.
 
     With `resolve_bases`, external base images are looked up and their digests enter the fingerprints;
-    without it (validate, graph, --offline) they enter by name only.
+    without it (validate, graph, --offline) they enter by name only. `sets` are --set ID.FIELD=VALUE overrides.
     """
     display = display or str(path)
     text, data = read_document(path, display)
     _check_target_count(data, display)
-    problems = _schema_problems(data, display, registry)
+    data, set_problems, applied = apply_overrides(data, sets)
+    if set_problems:
+        raise PipelineError(set_problems)
+    problems = name_overrides(_schema_problems(data, display, registry), applied)
     if problems and not all(map(_is_target_problem, problems)):
         raise PipelineError(_with_lines(problems, text, display))
     pipeline, found = resolve(
@@ -46,7 +51,7 @@ def load_pipeline(
         uses_git="{git_" in text,
         resolve_bases=resolve_bases,
     )
-    problems += found
+    problems += name_overrides(found, applied)
     if problems or pipeline is None:
         raise PipelineError(_with_lines(problems, text, display))
     return pipeline

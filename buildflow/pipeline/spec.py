@@ -85,6 +85,10 @@ TargetSpec = TypedDict(
         "test": list[str | TestCommandSpec] | TestSpec,
         "lint": LintSpec,
         "size_budget": int | str,
+        "attest": dict[str, Any],
+        "ssh": list[Any],
+        "annotations": dict[str, Scalar],
+        "output": str | dict[str, str],
         "matrix": dict[str, Any],
     },
     total=False,
@@ -251,7 +255,7 @@ def _type_message(error: Any, node: dict[str, Any]) -> str:
 
 
 def _enum_message(error: Any, node: dict[str, Any]) -> str:
-    options = [str(option) for option in error.kind.options]
+    options = [json.dumps(option) if isinstance(option, bool) else str(option) for option in error.kind.options]
     return f"'{error.instance}' is not one of {', '.join(options)}{did_you_mean(str(error.instance), options)}"
 
 

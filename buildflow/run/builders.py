@@ -133,3 +133,42 @@ def check_cache(plan: Plan, infos: Sequence[BuilderInfo], display: str) -> None:
 def _exported(target: Target) -> bool:
     """True when the file asks this target for a cache its builder must export."""
     return bool(target.cache.written_at) and target.cache.type in EXPORTED_CACHES
+
+
+def asks_supply_checks(plan: Plan) -> bool:
+    """True when some target asks for attestations or an OCI layout, which not every builder can give."""
+    return any(step.target.attest or step.target.annotations or step.target.oci_dir for step in plan.steps)
+
+
+def check_supply(plan: Plan, infos: Sequence[BuilderInfo], display: str, *, push: bool) -> None:
+    """Attestations or annotations on a builder that cannot keep them (the docker driver on the classic image store:
+    no attestations, and its push writes a manifest of its own), or an OCI layout of an image that lands in no
+    engine's store (BuildKit pushes it): a UsageError (exit 2), one line per field, before anything is built."""
+    classic = [info for info in infos if not info.multi_platform]
+    pushing = [info for info in infos if not info.local_images] if push else []
+    lines = []
+    for step in plan.steps:
+        field = f"{display}: targets.{step.target.name}"
+        if step.target.attest and classic:
+            lines.append(
+                f"{field}.attest: {_names(classic)} (docker driver, classic image store) cannot attach attestations; "
+                "remove attest:, or build on a builder with the containerd image store"
+            )
+        if step.target.annotations and classic:
+            lines.append(
+                f"{field}.annotations: {_names(classic)} (docker driver, classic image store) pushes a manifest of "
+                "its own, without annotations; remove annotations:, or build on a builder with the containerd "
+                "image store"
+            )
+        if step.target.oci_dir and pushing:
+            lines.append(
+                f"{field}.output: {_names(pushing)} pushes from BuildKit and keeps no image to write an OCI layout "
+                "from; build with --no-push, or on a docker-driver builder"
+            )
+    if lines:
+        raise UsageError("\n".join(dict.fromkeys(lines)))
+
+
+def _names(infos: Sequence[BuilderInfo]) -> str:
+    """The builders' names, as shown."""
+    return ", ".join(info.name or "the current builder" for info in infos)

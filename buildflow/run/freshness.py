@@ -75,6 +75,9 @@ def changes(before: Inputs, after: Inputs) -> list[str]:
         if before.get(key) != after[key]:
             reasons.append(f"{words} changed")
     reasons += _mapping_changes("label", before.get("labels", {}), after["labels"])
+    if before.get("attest") != after.get("attest"):
+        reasons.append("attestations changed")
+    reasons += _mapping_changes("annotation", before.get("annotations", {}), after.get("annotations", {}))
     for parent in after["parents"]:
         if before.get("parents", {}).get(parent) != after["parents"][parent]:
             reasons.append(f"parent {parent} changed")

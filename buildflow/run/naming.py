@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from buildflow.engine.base import BuildRequest
-from buildflow.model import BASE_IMAGE_ARG, EdgeKind, Secret, Target
+from buildflow.model import BASE_IMAGE_ARG, EdgeKind, Secret, SshForward, Target
 from buildflow.pipeline.variables import slug
 from buildflow.references import pinned, untagged
 
@@ -106,6 +106,9 @@ def build_request(
         cache_to=cache_to,
         no_cache=options.no_cache,
         pull=options.pull,
+        attest=target.attest,
+        ssh=tuple(_ssh_absolute(forward, root) for forward in target.ssh),
+        annotations=target.annotations or None,
     )
 
 
@@ -153,3 +156,8 @@ def _absolute(secret: Secret, root: Path) -> Secret:
     if secret.source != "file":
         return secret
     return Secret(secret.id, secret.source, str((root / secret.location).resolve()))
+
+
+def _ssh_absolute(forward: SshForward, root: Path) -> SshForward:
+    """An SSH forward's sockets and key files made absolute against the pipeline directory."""
+    return SshForward(forward.id, tuple(str((root / path).resolve()) for path in forward.paths))

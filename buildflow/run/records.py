@@ -71,7 +71,11 @@ _FIELDS = {"version", "target", "digest", "built", "built_at", "source_date_epoc
 
 def inputs(target: Target, pipeline: Pipeline) -> Inputs:
     """Everything the fingerprint of a target covers, spelled out so that two builds can be compared."""
+    supply: Inputs = {"attest": [target.attest.sbom, target.attest.provenance]} if target.attest else {}
+    if target.annotations:
+        supply["annotations"] = dict(target.annotations)
     return {
+        **supply,  # only when set: records of targets without them stay as they were
         "fingerprint": target.fingerprint,
         "dockerfile": relative_path(target.dockerfile, pipeline.root),
         "dockerfile_digest": file_digest(target.dockerfile),

@@ -9,11 +9,13 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from buildflow import log
 from buildflow.engine.base import EngineError
 from buildflow.engine.retrying import RetryingEngine
 from buildflow.model import Target
+from buildflow.pipeline.variables import slug
 from buildflow.quality.summary import SizeSummary, over_budget
 from buildflow.references import pinned
 from buildflow.run.failures import Failure, FailureKind, TargetFailed
@@ -174,6 +176,14 @@ class TargetLife:
             result.cached_steps,
         )
         outcome.pushed = result.pushed
+        if self.target.oci_dir is not None:
+            self._write_layout(self.target.oci_dir / slug(self.target.id))
+
+    def _write_layout(self, directory: Path) -> None:
+        """output: oci: the image just built, as an OCI layout in its own directory."""
+        with failing_as(FailureKind.BUILD):
+            self.engine.save_layout(self.outcome.reference, directory)
+        log.event("info", "target.oci_layout", target=self.target.id, directory=str(directory))
 
     def _note_inline_cache(self) -> None:
         """Say once per builder that registry cache becomes inline cache there (the classic image store)."""
@@ -310,6 +320,8 @@ class TargetLife:
         elif digest := self.engine.local_digest(reference):
             outcome.reference, outcome.digest, outcome.status = reference, digest, Status.REUSED
             outcome.why = "up to date (in the local image store)"
+            if self.target.oci_dir is not None:
+                self._write_layout(self.target.oci_dir / slug(self.target.id))
         else:
             outcome.why = "not in the local image store"
 

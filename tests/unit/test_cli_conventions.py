@@ -103,6 +103,7 @@ def test_every_option_has_an_environment_variable_shown_in_help() -> None:
     pipeline = {
         "file": "FILE",
         "variables": "VAR",
+        "sets": "SET",
         "registry": "REGISTRY",
         "log_format": "LOG_FORMAT",
         "debug": "DEBUG",

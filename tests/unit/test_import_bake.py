@@ -50,7 +50,7 @@ PRINTED: dict[str, Any] = {
             "contexts": {"parent": "target:base", "tool": "target:tool-1", "src": "./src"},
             "args": {"BASE_IMAGE": "parent", "TOOL": "tool", "GREETING": "{hello}"},
             "target": "final",
-            "ssh": ["default"],
+            "shm-size": "2g",
             "no-cache": True,
             "pull": False,
         },
@@ -134,7 +134,7 @@ def test_what_has_no_equivalent_is_listed_once_per_setting(tmp_path: Path) -> No
     assert (
         "contexts.src (target app): a local directory (./src): buildflow passes only parents as named contexts" in lines
     )
-    assert any(line.startswith("ssh (target app): no SSH agent forwarding") for line in lines)
+    assert any(line.startswith("shm-size (target app): no /dev/shm size") for line in lines)
     assert any(line.startswith("no-cache (target app): not per target") for line in lines)
     assert not any(line.startswith("pull") for line in lines)  # pull: false is bake's default
 
@@ -203,6 +203,32 @@ def test_bake_entries_parse_as_buildx_writes_them() -> None:
 # ---- whole files: the pipeline loads and plans bake's DAG ---------------------------------------------------------
 
 
+def test_ssh_attestations_and_annotations_are_carried_over(tmp_path: Path) -> None:
+    spec = {
+        "context": "app",
+        "ssh": ["key=./keys/id", "default"],
+        "attest": ["type=provenance,mode=max", "type=sbom,generator=localhost:5000/scan:1", "type=spdx"],
+        "annotations": ["org.a=1", "index,manifest:org.b=x, y", "manifest-descriptor:org.c=z"],
+    }
+    imported = import_bake({"target": {"app": spec}}, bake_dir=tmp_path / "bk", out_dir=tmp_path, registry=None)
+    fields = imported.draft.targets["app"].fields
+    assert fields["ssh"] == [{"id": "key", "paths": ["bk/keys/id"]}]
+    assert fields["attest"] == {"provenance": "max", "sbom": {"generator": "localhost:5000/scan:1"}}
+    assert fields["annotations"] == {"org.a": "1", "org.b": "x, y"}
+    assert sorted(line.split(":")[0] for line in imported.notes.lines()) == [
+        "annotations (target app)",
+        "attest (target app)",
+        "ssh (target app)",
+    ]
+    plain = import_bake(
+        {"target": {"a": {"ssh": ["default"], "attest": ["type=provenance,disabled=true"]}}},
+        bake_dir=tmp_path,
+        out_dir=tmp_path,
+        registry=None,
+    )
+    assert plain.draft.targets["a"].fields == {"ssh": ["default"]} and plain.notes.lines() == []
+
+
 def test_the_hand_written_file_imports_with_bakes_dag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     file = write(tmp_path, FILES, PRINTED)
     code, out, err = run(capsys, "import", "bake", str(file))
@@ -211,10 +237,10 @@ def test_the_hand_written_file_imports_with_bakes_dag(capsys: pytest.CaptureFixt
     assert out.startswith(f"wrote {written}: 4 targets, 2 edges (0 inferred from Dockerfiles), bake has 2, 3 groups")
     assert planned_edges(capsys, written) == bake_edges(PRINTED) == {("base", "app"), ("tool-1", "app")}
     text = written.read_text()
-    assert "# Not carried over (no equivalent in buildflow):" in text and "#   - ssh (target app)" in text
+    assert "# Not carried over (no equivalent in buildflow):" in text and "#   - shm-size (target app)" in text
     assert "#   - default: buildflow build app tool-1 tool-2" in text
     assert yaml.safe_load(text)["x-bake-groups"]["all-tools"] == ["tool-1", "tool-2"]
-    assert "not carried over: ssh (target app)" in err
+    assert "not carried over: shm-size (target app)" in err
 
 
 @pytest.mark.parametrize("count", [1, 21, 300])
@@ -262,7 +288,7 @@ def test_json_output_keeps_the_notes_under_an_extension_key(capsys: pytest.Captu
     file = write(tmp_path, FILES, PRINTED)
     code, _, _ = run(capsys, "import", "bake", str(file), "-f", str(tmp_path / "pipeline.json"))
     document = json.loads((tmp_path / "pipeline.json").read_text())
-    assert code == 0 and any(line.startswith("  - ssh") for line in document["x-notes"])
+    assert code == 0 and any(line.startswith("  - shm-size") for line in document["x-notes"])
     assert load_pipeline(tmp_path / "pipeline.json").targets["app"].stage == "final"
 
 

@@ -11,7 +11,7 @@ from buildflow.pipeline.fingerprint import ContextError, context_digest, file_di
 from buildflow.pipeline.resolve.edges import qualify
 from buildflow.pipeline.resolve.problems import Problems
 from buildflow.pipeline.resolve.render import FINGERPRINT, render_text
-from buildflow.pipeline.resolve.settings import SETTING_KEYS, Settings, target_settings
+from buildflow.pipeline.resolve.settings import SETTING_KEYS, Settings, Supply, target_settings
 from buildflow.pipeline.resolve.state import Image, Source, State
 
 BaseResolver = Callable[[Sequence[str]], Mapping[str, str]]  # external image names -> digests (those found)
@@ -85,6 +85,7 @@ class _Freezer:
             secret_ids=[secret.id for secret in settings.secrets],
             parents=[self.fingerprints[edge.parent] for edge in image.edges],
             bases=bases,
+            artifact=artifact_inputs(settings.supply),
         )
 
     def _target(self, image: Image, fingerprint: str, bases: Mapping[str, str], settings: Settings) -> Target:
@@ -119,6 +120,10 @@ class _Freezer:
             bases=bases,
             lint=settings.lint,
             size_budget=settings.size_budget,
+            attest=settings.supply.attest,
+            ssh=settings.supply.ssh,
+            annotations=settings.supply.annotations,
+            oci_dir=self.state.root / settings.supply.oci_dir if settings.supply.oci_dir else None,
         )
 
     def _uses_fingerprint(self, name: str) -> bool:
@@ -168,3 +173,14 @@ def _check_duplicate_tags(problems: Problems, targets: Mapping[str, Target]) -> 
                     f"{tag} is produced by both {first} "
                     f"and {target.id}; put the matrix variables in the tag, e.g. {{{axis}}}",
                 )
+
+
+def artifact_inputs(supply: Supply) -> tuple[tuple[str, ...], ...]:
+    """What changes the pushed artifact beyond the image's content: the attestations and annotations asked for
+    (SSH forwarding changes no input buildflow can see, and the OCI layout is a copy)."""
+    found: list[tuple[str, ...]] = []
+    if supply.attest:
+        found.append(("attest", supply.attest.sbom, supply.attest.provenance))
+    if supply.annotations:
+        found.append(("annotations", *(f"{key}={value}" for key, value in sorted(supply.annotations.items()))))
+    return tuple(found)

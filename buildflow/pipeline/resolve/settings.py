@@ -6,12 +6,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from buildflow.model import BuilderSpec, CachePolicy, LintPolicy, RebuildPolicy, RetryPolicy, Secret, TestPolicy
+from buildflow.model import (
+    NO_ATTEST,
+    Attest,
+    BuilderSpec,
+    CachePolicy,
+    LintPolicy,
+    RebuildPolicy,
+    RetryPolicy,
+    Secret,
+    SshForward,
+    TestPolicy,
+)
 from buildflow.pipeline.spec import BuilderEntrySpec, RebuildSpec, RetrySpec, TargetSpec
 from buildflow.pipeline.variables import as_text
 from buildflow.sizes import parse_size
 
-SETTING_KEYS = frozenset({"description", "secrets", "cache", "push", "network", "test", "lint", "size_budget"})
+SETTING_KEYS = frozenset(
+    {"description", "secrets", "cache", "push", "network", "test", "lint", "size_budget"}
+    | {"attest", "ssh", "annotations", "output"}
+)
+DEFAULT_OCI_DIR = ".buildflow/oci"
 _NO_TESTS = TestPolicy()
 _DEFAULT_LINT = LintPolicy()
 
@@ -27,6 +42,7 @@ class Settings(NamedTuple):
     tests: TestPolicy
     lint: LintPolicy
     size_budget: int
+    supply: Supply
 
 
 def target_settings(spec: TargetSpec, registry: str, defaults: Mapping[str, Any], cache_field: str = "") -> Settings:
@@ -41,7 +57,49 @@ def target_settings(spec: TargetSpec, registry: str, defaults: Mapping[str, Any]
         tests=tests_policy(spec),
         lint=lint_policy(spec, defaults),
         size_budget=parse_size(spec["size_budget"]) if "size_budget" in spec else 0,
+        supply=supply_settings(spec),
     )
+
+
+class Supply(NamedTuple):
+    """A target's supply-chain settings: attestations, SSH forwarding, OCI annotations, an OCI layout directory."""
+
+    attest: Attest = NO_ATTEST
+    ssh: tuple[SshForward, ...] = ()
+    annotations: Mapping[str, str] = {}
+    oci_dir: str = ""  # relative to the pipeline file; "" when output is the registry only
+
+
+_NO_SUPPLY = Supply()
+
+
+def supply_settings(spec: TargetSpec) -> Supply:
+    """The `attest:`, `ssh:`, `annotations:` and `output:` settings (checked by the schema)."""
+    if not {"attest", "ssh", "annotations", "output"} & spec.keys():
+        return _NO_SUPPLY
+    return Supply(
+        attest=attest_policy(spec.get("attest", {})),
+        ssh=tuple(
+            SshForward() if entry == "default" else SshForward(entry["id"], tuple(entry.get("paths", ())))
+            for entry in spec.get("ssh", [])
+        ),
+        annotations={key: as_text(value) for key, value in spec.get("annotations", {}).items()},
+        oci_dir=oci_dir(spec.get("output", "registry")),
+    )
+
+
+def attest_policy(declared: Mapping[str, Any]) -> Attest:
+    """`attest:` as an Attest: sbom true is BuildKit's own scanner ("default"), {generator: IMAGE} another."""
+    sbom = declared.get("sbom", False)
+    generator = sbom.get("generator", "") if isinstance(sbom, Mapping) else ("default" if sbom else "")
+    provenance = declared.get("provenance", False)
+    return Attest(sbom=generator, provenance=provenance or "")
+
+
+def oci_dir(declared: str | Mapping[str, str]) -> str:
+    """Where `output: oci` writes OCI layouts ("" for output: registry)."""
+    settings = {"type": declared} if isinstance(declared, str) else declared
+    return settings.get("dest", DEFAULT_OCI_DIR) if settings["type"] == "oci" else ""
 
 
 def secrets_from_spec(spec: TargetSpec) -> tuple[Secret, ...]:

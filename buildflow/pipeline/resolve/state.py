@@ -17,7 +17,7 @@ from buildflow.pipeline.templates import Ambiguous
 
 Scope = dict[str, "str | Ambiguous"]
 EMPTY: Any = ()  # placeholder until rendering fills an image's settings
-_MERGED_MAPPINGS = ("args", "labels", "secrets")
+_MERGED_MAPPINGS = ("args", "labels", "secrets", "annotations")
 
 
 class Parent(NamedTuple):
