@@ -253,6 +253,7 @@ class Pipeline:
     rebuild: RebuildPolicy = RebuildPolicy()
     builders: tuple[BuilderSpec, ...] = ()  # empty: the current builder
     release: str = "all"  # the release policy: all (every tag or none) or per-target (each image whose ancestry built)
+    warnings: tuple[str, ...] = ()  # lines worth saying that do not stop the pipeline (file:line: message)
 
     @cached_property
     def graph(self) -> Any:

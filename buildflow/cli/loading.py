@@ -72,7 +72,9 @@ def load_plan(
     from buildflow.plan.planner import make_plan, only_plan
 
     pipeline = load(options, bases)
-    _warn_of_secret_like_names(pipeline, str(options.file))  # once: not for the copies --since loads
+    for line in pipeline.warnings:  # once: not for the copies --since loads
+        log.event("warning", "dockerfile.unresolved", problem=line)
+    _warn_of_secret_like_names(pipeline, str(options.file))
     if only:
         return only_plan(pipeline, only)
     if not since:

@@ -92,7 +92,12 @@ def plan_json(plan: Plan, states: Mapping[str, Assessment] | None = None) -> str
         if states is not None:
             target |= _state_json(states[step.target.id])
         targets.append(target)
-    document = {"pipeline": str(plan.pipeline.file), "registry": plan.pipeline.registry, "targets": targets}
+    document = {
+        "pipeline": str(plan.pipeline.file),
+        "registry": plan.pipeline.registry,
+        "warnings": list(plan.pipeline.warnings),
+        "targets": targets,
+    }
     return json.dumps(document, indent=2)
 
 

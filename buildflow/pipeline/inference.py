@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from buildflow import references
 from buildflow.model import Edge, EdgeKind
-from buildflow.pipeline.dockerfile import Dockerfile, ImageUse, image_uses
+from buildflow.pipeline.dockerfile import Dockerfile, ImageUse, resolve
 
 
 class TagIndex:
@@ -31,7 +31,9 @@ class TagIndex:
             full = references.normalized(pushed)
             self._owners.setdefault(full, []).append(image_id)
             if written.domain != pushed.domain:
-                self._owners.setdefault(references.normalized(written), []).append(image_id)
+                as_written = references.normalized(written)
+                if as_written != full:  # docker.io/library and a Docker Hub name: the same reference
+                    self._owners.setdefault(as_written, []).append(image_id)
         self._pending.clear()
         try:
             return self._owners.get(references.normalized(references.parse(text)), [])
@@ -69,13 +71,24 @@ def named_parents(
     build_args: Mapping[str, str],
     image_id: str,
     lookup: Callable[[str], list[str]],
+    *,
+    stage: str = "",
+    platforms: Sequence[str] = (),
+    contexts: frozenset[str] = frozenset(),
 ) -> Uses:
-    """An edge to every other target's image the Dockerfile names (once each, as first named), the names
-    that match several images, and the names of images from outside the pipeline (ubuntu:22.04). The caller
-    keeps the declared edges and adds the rest as inferred."""
+    """An edge to every other target's image that a build of `stage` names (once each, as first named), the
+    names that match several images, and the names of images from outside the pipeline (ubuntu:22.04), the
+    `# syntax=` frontend last. The caller keeps the declared edges and adds the rest as inferred."""
+    resolution = resolve(dockerfile, build_args, stage=stage, platforms=platforms, contexts=contexts)
+    frontend = [resolution.frontend] if resolution.frontend else []
+    return sorted_uses([*resolution.uses, *frontend], image_id, lookup)
+
+
+def sorted_uses(found: Iterable[tuple[ImageUse, str]], image_id: str, lookup: Callable[[str], list[str]]) -> Uses:
+    """Image names sorted out: other targets' images (edges), names of several images, external images."""
     uses = Uses([], [], [])
     seen: set[str] = set()
-    for use, text in image_uses(dockerfile, build_args):
+    for use, text in found:
         candidates = [candidate for candidate in lookup(text) if candidate != image_id]
         if len(candidates) > 1:
             uses.ambiguous.append(Ambiguity(use, text, candidates))

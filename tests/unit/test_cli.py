@@ -213,3 +213,16 @@ def test_a_tag_that_is_not_ascii_after_variables_is_refused_by_validate(
     assert code == 2
     assert f"targets.base.tags[0]: 'localhost:5000/demo/base:{value}'" in err or f"'base:{value}'" in err
     assert "all ASCII" in err and len(err.splitlines()) == 1
+
+
+def test_validate_warns_of_from_lines_it_cannot_resolve(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = write_pipeline(tmp_path, "version: 1\ntargets:\n  a: {}\n", {"Dockerfile": "ARG IMAGE\nFROM $IMAGE\n"})
+    code, out, err = run(capsys, "validate", "-f", str(path))
+    assert code == 0 and out.endswith(
+        "valid: 1 image of 1 target in 1 generation, 0 edges (0 inferred from Dockerfiles)\n"
+    )
+    assert "dockerfile.unresolved" in err and "Dockerfile:2: FROM $IMAGE: ARG IMAGE has no default" in err
+    code, out, _ = run(capsys, "plan", "--offline", "--format", "json", "-f", str(path))
+    assert json.loads(out)["warnings"] == [
+        f"{tmp_path / 'Dockerfile'}:2: " + err.split("Dockerfile:2: ", 1)[1].split('"')[0]
+    ]

@@ -70,6 +70,7 @@ def test_what_enters_a_fingerprint(tree: Path, edit: object, expected: set[str])
 
 
 def test_build_args_stage_platforms_labels_and_secret_ids_enter_it(tree: Path) -> None:
+    (tree.parent / "cpu" / "Dockerfile").write_text("FROM scratch AS final\nFROM scratch\n")  # a stage: to name
     before = fingerprints(tree)
     for old, new, expected in [
         ('args: {V: "1"}', 'args: {V: "2"}', {"app"}),

@@ -112,11 +112,28 @@ def test_inferred_from_a_literal_tag_as_written_or_as_pushed(tmp_path: Path) -> 
 
 
 def test_inferred_through_an_arg_default_and_a_build_arg(tmp_path: Path) -> None:
-    dockerfile = "ARG BASE=localhost:5000/t2t/base:ubuntu16.04\nARG TOOL=x\nFROM ${BASE}\nRUN --mount=from=$TOOL ls\n"
+    # BuildKit expands no ARG in RUN --mount from= (nor in COPY --from=): an ARG reaches them through a stage
+    dockerfile = (
+        "ARG BASE=localhost:5000/t2t/base:ubuntu16.04\nARG TOOL=x\nFROM ${TOOL} AS tool\n"
+        "FROM ${BASE}\nRUN --mount=from=tool ls\n"
+    )
     assert [edge[0] for edge in infer(tmp_path, dockerfile)] == ["base"]
     text = INFER.replace('app: {context: app, tags: ["app:1"]}', 'app: {context: app, args: {TOOL: "tool:1"}}')
     pipeline = load(tmp_path / "2", text, {**dockerfiles("base", "cuda", "tool"), "app/Dockerfile": dockerfile})
-    assert [edge.parent for edge in pipeline.targets["app"].parents] == ["base", "tool"]
+    assert [edge.parent for edge in pipeline.targets["app"].parents] == ["tool", "base"]
+
+
+def test_an_arg_in_copy_from_or_mount_from_is_refused_as_buildkit_refuses_it(tmp_path: Path) -> None:
+    for line, message in [
+        ("RUN --mount=from=$TOOL ls", "'from' doesn't support variable expansion, define alias stage instead"),
+        ("COPY --from=${TOOL} /a /a", "variable expansion is not supported for --from"),
+    ]:
+        lines = problems(
+            tmp_path / str(len(line)),
+            INFER,
+            {**dockerfiles("base", "cuda", "tool"), "app/Dockerfile": f"ARG TOOL=tool:1\nFROM scratch\n{line}\n"},
+        )
+        assert len(lines) == 1 and message in lines[0] and "app/Dockerfile:3: " in lines[0], lines
 
 
 def test_inferred_from_a_target_name(tmp_path: Path) -> None:
@@ -188,3 +205,53 @@ def test_base_image_default_is_inferred_for_a_target_without_from(tmp_path: Path
         {"base/Dockerfile": "FROM scratch\n", "app/Dockerfile": "ARG BASE_IMAGE=base:1\nFROM ${BASE_IMAGE}\n"},
     )
     assert [(e.parent, e.kind) for e in pipeline.targets["app"].parents] == [("base", EdgeKind.INFERRED)]
+
+
+def test_a_target_stage_the_dockerfile_does_not_have(tmp_path: Path) -> None:
+    text = "version: 1\ntargets:\n  a: {context: a, stage: runtme}\n  b: {context: a, stage: Runtime}\n"
+    line = one_problem(tmp_path, text, {"a/Dockerfile": "FROM x AS build\nFROM y AS runtime\n"})
+    assert line == (
+        f"{tmp_path / 'buildflow.yaml'}:3: targets.a.stage: no stage 'runtme' in {tmp_path / 'a' / 'Dockerfile'} "
+        "(its stages: build, runtime) — did you mean 'runtime'?"
+    )  # b names it in other letters: BuildKit finds stages whatever their case
+
+
+def test_unresolved_from_lines_are_warned_once_per_dockerfile_line(tmp_path: Path) -> None:
+    text = """\
+        version: 1
+        targets:
+          a: {context: shared, matrix: {v: ["1", "2"]}, args: {V: "{v}"}}
+          b: {context: shared}
+        """
+    dockerfile = "ARG IMAGE\nARG V\nFROM ${IMAGE}:$V AS base\nFROM base\n"
+    pipeline = load(tmp_path, text, {"shared/Dockerfile": dockerfile})
+    assert [target.bases for target in pipeline.targets.values()] == [{}, {}, {}]
+    assert pipeline.warnings == (
+        f"{tmp_path / 'shared' / 'Dockerfile'}:3: FROM ${{IMAGE}}:$V: ARG IMAGE has no default and no build arg sets "
+        "it (target a); no parent or base is taken from this line: give the ARG a default or set it in the "
+        "target's args",
+    )
+
+
+def test_onbuild_triggers_of_a_declared_parent_reach_the_child(tmp_path: Path) -> None:
+    pipeline = load(
+        tmp_path,
+        """\
+        version: 1
+        registry: localhost:5000/t
+        targets:
+          assets: {context: assets, tags: ["assets:1"]}
+          builder: {context: builder}
+          app: {context: app, from: builder}
+        """,
+        {
+            "assets/Dockerfile": "FROM scratch\n",
+            "builder/Dockerfile": "FROM node:20\nONBUILD COPY --from=assets:1 /a /a\nONBUILD COPY --from=0 /b /b\n",
+            "app/Dockerfile": "ARG BASE_IMAGE=builder\nFROM ${BASE_IMAGE}\n",
+        },
+    )
+    assert [(e.parent, e.kind, e.instruction) for e in pipeline.targets["app"].parents] == [
+        ("builder", EdgeKind.FROM, ""),
+        ("assets", EdgeKind.INFERRED, "ONBUILD COPY --from"),
+    ]  # --from=0 names the app's own first stage when the trigger runs there
+    assert pipeline.targets["builder"].parents == () and dict(pipeline.targets["builder"].bases) == {"node:20": ""}

@@ -61,7 +61,10 @@ def _pipeline(state: State, targets: dict[str, Target], order: list[list[str]]) 
     retry, rebuild = retry_policy(state.spec.get("retry", {})), rebuild_policy(state.spec.get("rebuild", {}))
     builders = builder_specs(state.spec.get("builders", []))
     release = state.spec.get("release", "all")
-    return Pipeline(state.file, state.root, state.registry, targets, order, retry, rebuild, builders, release)
+    warnings = tuple(warning.render() for warning in state.warnings.found)
+    return Pipeline(
+        state.file, state.root, state.registry, targets, order, retry, rebuild, builders, release, warnings
+    )
 
 
 def image_names(

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from buildflow import references
-from buildflow.errors import quoted
-from buildflow.model import BASE_IMAGE_ARG, EdgeKind
+from buildflow.errors import did_you_mean, quoted
+from buildflow.model import BASE_IMAGE_ARG, Edge, EdgeKind
 from buildflow.pipeline import dockerfile as dockerfiles
 from buildflow.pipeline import matrix
-from buildflow.pipeline.inference import named_parents
+from buildflow.pipeline.inference import named_parents, sorted_uses
 from buildflow.pipeline.resolve.render import FINGERPRINT
 from buildflow.pipeline.resolve.state import Image, State
 
@@ -56,20 +57,49 @@ def infer_edges(state: State, images: list[Image]) -> None:
         dockerfile = _parsed(parsed, image.source.dockerfile)
         if isinstance(dockerfile, dockerfiles.DockerfileError):
             _dockerfile_problem(state, image, dockerfile)
+        elif image.stage and not dockerfile.has_stage(image.stage):
+            _unknown_stage(state, image, dockerfile)
         elif not _only_declared_parent(image, dockerfile):
             _add_named_parents(state, image, dockerfile)
+    if any(isinstance(item, dockerfiles.Dockerfile) and item.has_triggers for item in parsed.values()):
+        for image in images:
+            if image.source is not None and image.edges:
+                _add_trigger_parents(state, image, parsed)
 
 
-def _add_named_parents(state: State, image: Image, parsed: dockerfiles.Dockerfile) -> None:
-    """Add the images a Dockerfile names as edges (declared ones keep their kind) and note external bases."""
+def _lookup(state: State, image: Image) -> Callable[[str], list[str]]:
+    """The images a name in the Dockerfile stands for: a target's (those agreeing on axes), or a tag's."""
 
     def lookup(text: str) -> list[str]:
-        """The images a name in the Dockerfile stands for: a target's (those agreeing on axes), or a tag's."""
         if text in state.images:
             return [other.id for other in state.images[text] if matrix.agrees(other.values, image.values)]
         return state.tag_index.owners(text)
 
-    named, ambiguous, image.bases = named_parents(parsed, _inference_args(state, image), image.id, lookup)
+    return lookup
+
+
+def _add_named_parents(state: State, image: Image, parsed: dockerfiles.Dockerfile) -> None:
+    """Add the images a Dockerfile names as edges (declared ones keep their kind) and note external bases."""
+    args, contexts = _inference_args(state, image), _context_names(state, image, parsed)
+    named, ambiguous, image.bases = named_parents(
+        parsed,
+        args,
+        image.id,
+        _lookup(state, image),
+        stage=image.stage,
+        platforms=image.platforms,
+        contexts=contexts,
+    )
+    _merge(image, named)
+    for ambiguity in ambiguous:
+        state.problems.add(("targets", image.name), ambiguity.message())
+    resolution = dockerfiles.resolve(parsed, args, stage=image.stage, platforms=image.platforms, contexts=contexts)
+    for unresolved in resolution.unresolved:
+        _unresolved_warning(state, image, unresolved)
+
+
+def _merge(image: Image, named: list[Edge]) -> None:
+    """Declared edges keep their kind (and get the Dockerfile's name for the parent); the others are added."""
     uses = {edge.parent: edge for edge in named}
     declared = {edge.parent for edge in image.edges}
     image.edges = [
@@ -78,8 +108,68 @@ def _add_named_parents(state: State, image: Image, parsed: dockerfiles.Dockerfil
         else edge
         for edge in image.edges
     ] + [edge for edge in named if edge.parent not in declared]
-    for ambiguity in ambiguous:
-        state.problems.add(("targets", image.name), ambiguity.message())
+
+
+def _add_trigger_parents(state: State, image: Image, parsed: _Parsed) -> None:
+    """An image built FROM another target's image runs that image's ONBUILD triggers: what they COPY --from or
+    mount is the child's to wait for (a target's, as an edge) or to track (an external image's, as a base)."""
+    own = parsed.get(image.source.dockerfile) if image.source else None
+    if not isinstance(own, dockerfiles.Dockerfile):
+        return
+    found: list[tuple[dockerfiles.ImageUse, str]] = []
+    for edge in image.edges:
+        parent = state.by_id[edge.parent]
+        if not edge.lineage or parent.source is None:
+            continue
+        theirs = _parsed(parsed, parent.source.dockerfile)
+        if isinstance(theirs, dockerfiles.Dockerfile) and theirs.has_triggers:
+            for use in dockerfiles.triggers(theirs, parent.stage):
+                if not _names_a_stage(own, use.text):
+                    found.append((dockerfiles.ImageUse(edge.line, use.instruction, use.text, frozenset()), use.text))
+    if found:
+        named, ambiguous, external = sorted_uses(found, image.id, _lookup(state, image))
+        _merge(image, [edge for edge in named if edge.parent not in {e.parent for e in image.edges}])
+        image.bases = [*image.bases, *(name for name in external if name not in image.bases)]
+        for ambiguity in ambiguous:
+            state.problems.add(("targets", image.name), ambiguity.message())
+
+
+def _names_a_stage(parsed: dockerfiles.Dockerfile, text: str) -> bool:
+    """True when a --from names a stage of this Dockerfile, by name or index."""
+    return text.lower() in parsed.stages or text.isdigit()
+
+
+def _context_names(state: State, image: Image, parsed: dockerfiles.Dockerfile) -> frozenset[str]:
+    """The named build contexts a build passes that replace a stage of the same name: `from:` parents by target
+    name (BuildKit builds on the context instead of the stage)."""
+    if not parsed.stages:
+        return frozenset()
+    names = {state.by_id[edge.parent].name for edge in image.edges if edge.kind is _FROM}
+    return frozenset(names & parsed.stages)
+
+
+def _unknown_stage(state: State, image: Image, parsed: dockerfiles.Dockerfile) -> None:
+    """A target stage the Dockerfile does not have: BuildKit's 'target stage could not be found'."""
+    assert image.source is not None
+    known = ", ".join(sorted(parsed.stages)) or "none is named"
+    message = (
+        f"no stage '{image.stage}' in {_shown(state, image.source.dockerfile)} (its stages: {known})"
+        + did_you_mean(image.stage.lower(), parsed.stages)
+    )
+    state.problems.add(state.setting_path(image.name, "stage"), message, once=f"stage {image.stage}")
+
+
+def _unresolved_warning(state: State, image: Image, unresolved: dockerfiles.Unresolved) -> None:
+    """A FROM line that cannot be resolved offline: reported once per Dockerfile line, not tracked."""
+    assert image.source is not None
+    shown = _shown(state, image.source.dockerfile)
+    line = unresolved.use.line
+    state.warnings.add((), unresolved.message(image.name), file=shown, line=line, once=f"{line}")
+
+
+def _shown(state: State, path: Path) -> str:
+    """A Dockerfile's path as the user would name it: beside the pipeline file as they named it."""
+    return os.path.normpath(Path(state.display).parent / path.relative_to(state.root))
 
 
 def _only_declared_parent(image: Image, parsed: dockerfiles.Dockerfile) -> bool:
@@ -109,6 +199,6 @@ def _inference_args(state: State, image: Image) -> dict[str, str]:
 def _dockerfile_problem(state: State, image: Image, error: dockerfiles.DockerfileError) -> None:
     """A Dockerfile BuildKit would refuse, reported against the Dockerfile itself (once, for the first target)."""
     assert image.source is not None
-    shown = os.path.normpath(Path(state.display).parent / image.source.dockerfile.relative_to(state.root))
+    shown = _shown(state, image.source.dockerfile)
     message = f"{error} (target {image.name}); fix the Dockerfile"
     state.problems.add((), message, file=shown, line=error.line, once=str(error))

@@ -70,6 +70,7 @@ class State:
     skip: set[str]  # targets not expanded (schema problems, unknown parents)
     problems: Problems
     budget: Budget
+    warnings: Problems  # what does not stop resolution but is worth saying once (FROM lines not known offline)
     parents: dict[str, list[Parent]] = field(default_factory=dict)
     images: dict[str, list[Image]] = field(default_factory=dict)  # by target name
     by_id: dict[str, Image] = field(default_factory=dict)
@@ -96,6 +97,7 @@ def start(spec: PipelineSpec, *, file: Path, display: str, registry: str | None,
         skip=set(skip),
         problems=problems,
         budget=Budget(problems),
+        warnings=Problems(display),
     )
 
 
