@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import uuid
 from collections.abc import Mapping
@@ -153,3 +154,23 @@ def unsafe_outcomes(project: Project, proxy: str, release_tags: Mapping[str, lis
         if registry_digest(f"{REGISTRY}/{project.namespace}/{tag}") != (digests[name] if report["released"] else None)
     ]
     return lost, half
+
+
+def push_base(reference: str, marker: str) -> str:
+    """Build and push a busybox image holding /marker.txt to the test registry; its digest."""
+    with tempfile.TemporaryDirectory() as directory:
+        shutil.copy(BUSYBOX, Path(directory) / "busybox")
+        (Path(directory) / "Dockerfile").write_text(
+            'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+            f"RUN echo {marker} > /marker.txt\n"
+        )
+        subprocess.run(
+            ["docker", "buildx", "build", "-q", "--provenance=false", "--network=none", "--push", "-t", reference, "."],
+            cwd=directory,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    digest = registry_digest(reference)
+    assert digest is not None
+    return digest

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 from junitparser import JUnitXml
 
 from tests.conftest import REPO
-from tests.integration.conftest import BUSYBOX, Project, buildflow, child, make_project, registry_digest
+from tests.integration.conftest import Project, buildflow, child, make_project, push_base, registry_digest
 
 pytestmark = pytest.mark.integration
 
@@ -36,26 +34,6 @@ TREE = """\
 def statuses(project: Project) -> dict[str, str]:
     """Target id -> status in the last report."""
     return {name: target["status"] for name, target in project.targets().items()}
-
-
-def push_base(reference: str, marker: str) -> str:
-    """Build and push a busybox image holding /marker.txt to the test registry; its digest."""
-    with tempfile.TemporaryDirectory() as directory:
-        shutil.copy(BUSYBOX, Path(directory) / "busybox")
-        (Path(directory) / "Dockerfile").write_text(
-            'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-            f"RUN echo {marker} > /marker.txt\n"
-        )
-        subprocess.run(
-            ["docker", "buildx", "build", "-q", "--provenance=false", "--network=none", "--push", "-t", reference, "."],
-            cwd=directory,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    digest = registry_digest(reference)
-    assert digest is not None
-    return digest
 
 
 @pytest.fixture
