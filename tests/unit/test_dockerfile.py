@@ -314,3 +314,16 @@ def test_expansion_errors(word: str) -> None:
 )
 def test_the_escape_token(word: str, escape: str, expected: str) -> None:
     assert expand_word(word, {"b": "B"}, escape=escape).text == expected
+
+
+def test_named_parents_sorts_what_a_build_names(tmp_path: Path) -> None:
+    from buildflow.pipeline.inference import named_parents
+
+    path = tmp_path / "Dockerfile"
+    path.write_text("# syntax=docker/dockerfile:1\nARG TAG=1\nFROM base:$TAG AS build\nFROM two:1\nFROM base:1\n")
+    owners = {"base:1": ["base"], "two:1": ["two-a", "two-b"]}
+    uses = named_parents(read(path), {}, "app", lambda text: owners.get(text, []))
+    assert [(edge.parent, edge.line, edge.instruction) for edge in uses.edges] == [("base", 5, "FROM")]
+    assert uses.external == ["docker/dockerfile:1"] and uses.ambiguous == []  # the unneeded stages are left out
+    built = named_parents(read(path), {}, "app", lambda text: owners.get(text, []), stage="build")
+    assert [edge.parent for edge in built.edges] == ["base"]

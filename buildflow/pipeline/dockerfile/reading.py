@@ -84,13 +84,11 @@ class Dockerfile:
     escape: str = "\\"
     syntax: ImageUse | None = None  # the `# syntax=` directive's frontend image
     stage_args: frozenset[str] = frozenset()  # ARGs declared inside stages, which FROM lines do not see
-    relevant: tuple[str, ...] = ()  # the build args that can change what it names
+    relevant: frozenset[str] = frozenset()  # the build args that can change what it names
     has_triggers: bool = False  # some stage has ONBUILD instructions that COPY --from or mount an image
 
-    @property
-    def order(self) -> dict[ImageUse, int]:
-        """The position of each use in the file."""
-        return {use: index for index, use in enumerate(self.uses)}
+    order: Mapping[ImageUse, int] = field(default_factory=dict, repr=False)  # the position of each use
+    stage_index: Mapping[str, int] = field(default_factory=dict, repr=False)  # by name; the last of a name wins
 
     def only_uses(self, variable: str) -> bool:
         """True when every image this Dockerfile names is exactly $VARIABLE or ${VARIABLE}, a global ARG."""
@@ -391,7 +389,7 @@ def _frozen(builder: _Builder, syntax: tuple[str, int] | None) -> Dockerfile:
                 raise DockerfileError(f"invalid stage index {int(use.text)}", use.line)
     global_args = dict(builder.declarations)
     syntax_use = ImageUse(syntax[1], "# syntax", syntax[0], frozenset()) if syntax else None
-    relevant = tuple(dict.fromkeys((*global_args, *PLATFORM_ARGS, SYNTAX_ARG)))
+    relevant = frozenset((*global_args, *PLATFORM_ARGS, SYNTAX_ARG))
     return Dockerfile(
         global_args=global_args,
         uses=tuple(builder.uses),
@@ -402,5 +400,7 @@ def _frozen(builder: _Builder, syntax: tuple[str, int] | None) -> Dockerfile:
         syntax=syntax_use,
         stage_args=frozenset(builder.stage_args - global_args.keys()),
         relevant=relevant,
+        order={use: index for index, use in enumerate(builder.uses)},
+        stage_index={stage.name: stage.index for stage in stages if stage.name},
         has_triggers=any(stage.triggers for stage in stages),
     )

@@ -4,6 +4,7 @@ reaches, and the syntax frontend."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
@@ -42,6 +43,7 @@ def expand(text: str, variables: Mapping[str, str | None]) -> str | None:
     return None if expansion.missing else expansion.text
 
 
+@functools.cache
 def host_platform() -> str:
     """The platform of this machine as BuildKit names a build platform (linux/amd64)."""
     machine = os.uname().machine.lower()
@@ -49,7 +51,8 @@ def host_platform() -> str:
     return f"linux/{architecture}" + (f"/{variant}" if variant else "")
 
 
-def platform_args(build: str, target: str, stage: str) -> dict[str, str]:
+@functools.cache
+def platform_args(build: str, target: str, stage: str) -> Mapping[str, str]:
     """The ARGs BuildKit defines for every FROM line: BUILDPLATFORM, TARGETARCH, ..., TARGETSTAGE."""
     build_os, build_arch, build_variant = _platform_parts(build)
     target_os, target_arch, target_variant = _platform_parts(target)
@@ -98,8 +101,9 @@ def resolve(
 ) -> Resolution:
     """What a build of `stage` for each of `platforms` (the build platform when none) pulls in, with build args
     given and `contexts` the named build contexts that replace stages of their name; cached per Dockerfile."""
+    relevant = dockerfile.relevant
     key = (
-        tuple(build_args.get(name) for name in dockerfile.relevant),
+        tuple([(name, value) for name, value in build_args.items() if name in relevant]),
         stage.lower(),
         tuple(platforms),
         contexts & dockerfile.stages if contexts else contexts,
@@ -163,13 +167,13 @@ class _Resolver:
         self.contexts = contexts
         self.unresolved: list[Unresolved] = []
         stages = dockerfile.stage_list
-        self.by_name = {item.name: item.index for item in stages if item.name}  # the last of a name wins
+        self.by_name = dockerfile.stage_index
         self.target = self.by_name.get(stage, len(stages) - 1) if stage else len(stages) - 1
         build = host_platform()
         self.env, self.tainted = self._global_args(platform_args(build, platform or build, stages[self.target].name))
         self.bases = self._bases()
 
-    def _global_args(self, defaults: dict[str, str]) -> tuple[dict[str, str], dict[str, frozenset[str]]]:
+    def _global_args(self, defaults: Mapping[str, str]) -> tuple[dict[str, str], dict[str, frozenset[str]]]:
         """The ARGs every FROM line sees: BuildKit's platform ARGs, then each global ARG in order (a build arg
         wins over its default; a default may use the ARGs before it). Values made from ARGs without a value are
         tainted with their names."""
@@ -282,6 +286,5 @@ def triggers(dockerfile: Dockerfile, stage: str = "") -> tuple[ImageUse, ...]:
     stages = dockerfile.stage_list
     if not dockerfile.has_triggers:
         return ()
-    by_name = {item.name: item.index for item in stages if item.name}
-    index = by_name.get(stage.lower(), len(stages) - 1) if stage else len(stages) - 1
+    index = dockerfile.stage_index.get(stage.lower(), len(stages) - 1) if stage else len(stages) - 1
     return stages[index].triggers

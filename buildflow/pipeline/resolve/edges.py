@@ -11,7 +11,7 @@ from buildflow.errors import did_you_mean, quoted
 from buildflow.model import BASE_IMAGE_ARG, Edge, EdgeKind
 from buildflow.pipeline import dockerfile as dockerfiles
 from buildflow.pipeline import matrix
-from buildflow.pipeline.inference import named_parents, sorted_uses
+from buildflow.pipeline.inference import sorted_uses
 from buildflow.pipeline.resolve.render import FINGERPRINT
 from buildflow.pipeline.resolve.state import Image, State
 
@@ -81,19 +81,12 @@ def _lookup(state: State, image: Image) -> Callable[[str], list[str]]:
 def _add_named_parents(state: State, image: Image, parsed: dockerfiles.Dockerfile) -> None:
     """Add the images a Dockerfile names as edges (declared ones keep their kind) and note external bases."""
     args, contexts = _inference_args(state, image), _context_names(state, image, parsed)
-    named, ambiguous, image.bases = named_parents(
-        parsed,
-        args,
-        image.id,
-        _lookup(state, image),
-        stage=image.stage,
-        platforms=image.platforms,
-        contexts=contexts,
-    )
+    resolution = dockerfiles.resolve(parsed, args, stage=image.stage, platforms=image.platforms, contexts=contexts)
+    found = [*resolution.uses, resolution.frontend] if resolution.frontend else resolution.uses
+    named, ambiguous, image.bases = sorted_uses(found, image.id, _lookup(state, image))
     _merge(image, named)
     for ambiguity in ambiguous:
         state.problems.add(("targets", image.name), ambiguity.message())
-    resolution = dockerfiles.resolve(parsed, args, stage=image.stage, platforms=image.platforms, contexts=contexts)
     for unresolved in resolution.unresolved:
         _unresolved_warning(state, image, unresolved)
 
