@@ -100,8 +100,11 @@ def target_fingerprint(
 ) -> str:
     """sha256 of everything that decides a target's image; secret values never enter it.
 
-    `bases` maps each external image the Dockerfile names to its digest ("" when not resolved), so a base
-    that moves upstream changes the fingerprint of every target on it, and of their descendants.
+    `bases` maps each external image the build pulls in to its digest ("" when not resolved), so a base that
+    moves upstream changes the fingerprint of every target on it, and of their descendants. They are found as
+    BuildKit would find them (pipeline/dockerfile): FROM lines with their ARGs expanded, COPY --from and
+    RUN --mount from= images, in the stages the target's stage needs, the `# syntax=` frontend, and the
+    ONBUILD sources of a parent image. The Dockerfile itself enters by its bytes.
 
     The input is the repr of a tuple of strings and sorted tuples: unambiguous, and several times cheaper
     than JSON for the thousands of small payloads of a large pipeline. `artifact` (attestations, annotations)
