@@ -59,7 +59,7 @@ PRINTED: dict[str, Any] = {
 FILES = {
     "base/Dockerfile": "FROM scratch\n",
     "tool/Dockerfile": "FROM scratch\n",
-    "app/app.Dockerfile": "ARG BASE_IMAGE=parent\nFROM ${BASE_IMAGE} AS final\nARG TOOL\nCOPY --from=${TOOL} /x /x\n",
+    "app/app.Dockerfile": "ARG BASE_IMAGE=parent\nFROM ${BASE_IMAGE} AS final\nARG TOOL\nCOPY --from=tool /x /x\n",
     "keys/key.txt": "k\n",
 }
 
