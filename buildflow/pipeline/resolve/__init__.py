@@ -62,9 +62,7 @@ def _pipeline(state: State, targets: dict[str, Target], order: list[list[str]]) 
     builders = builder_specs(state.spec.get("builders", []))
     release = state.spec.get("release", "all")
     warnings = tuple(warning.render() for warning in state.warnings.found)
-    return Pipeline(
-        state.file, state.root, state.registry, targets, order, retry, rebuild, builders, release, warnings
-    )
+    return Pipeline(state.file, state.root, state.registry, targets, order, retry, rebuild, builders, release, warnings)
 
 
 def image_names(
