@@ -13,7 +13,7 @@ from typing import NoReturn
 import click
 
 from buildflow import __version__, log
-from buildflow.cli import build, builders, checks, ci, docs, exits, inspect, release
+from buildflow.cli import build, builders, checks, ci, docs, exits, inspect, release, verify
 from buildflow.cli.options import global_options, name_environment
 from buildflow.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, BuildflowError
 
@@ -22,7 +22,7 @@ Exit codes:
   0  success
   1  a target was not built, the release was not tagged (what moved was put back), --run-timeout passed,
      no engine or registry answers, or (release) an image is not built, recorded or tested: one line each;
-     status --exit-code: something would be built
+     status --exit-code: something would be built; verify: an image was not reproduced
   2  invalid pipeline file or command line: one line per problem
   3  internal error in buildflow (rerun with --debug and report it)
   4  another run of the same pipeline and registry holds the lock (build or release --no-wait)
@@ -100,6 +100,7 @@ for _command in (
     inspect.graph,
     build.build,
     release.release,
+    verify.verify,
     builders.builders,
     checks.lint,
     checks.test_images,

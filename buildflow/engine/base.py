@@ -56,6 +56,7 @@ class BuildRequest:
     cache_to: Mapping[str, str] | None = None
     no_cache: bool = False
     pull: bool = False
+    export: str = ""  # a path: the image goes only there, as an OCI layout tar (docker media types); no tag moves
 
 
 @dataclass(frozen=True)
