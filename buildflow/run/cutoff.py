@@ -77,5 +77,5 @@ def predicted(previous: BuildRecord, parents: Sequence[tuple[str, str | None]], 
             return None, f"{why}; parent {parent} has a new digest"
     pending = [parent for parent, digest in parents if digest is None]
     if pending:
-        return None, f"{why}; reused if parent {pending[0]} rebuilds to the same digest"
+        return None, f"{why}; reused if parent {pending[0]} keeps its digest"
     return previous.digest, "parents rebuilt elsewhere, same digest"

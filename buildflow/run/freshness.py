@@ -53,7 +53,9 @@ def _assess(target: Target, pipeline: Pipeline, engine: Registry, *, max_age: fl
     age = now - record.built_at
     if max_age is not None and age > max_age:
         return Assessment(None, f"older than max-age {_duration(max_age)} (built {_duration(age)} ago)", record)
-    return Assessment(digest, f"up to date (built {_duration(age)} ago)", record)
+    note = record.extra.get("cutoff")
+    cut = f"{note['why']}; " if isinstance(note, dict) and isinstance(note.get("why"), str) else ""
+    return Assessment(digest, f"up to date ({cut}built {_duration(age)} ago)", record)
 
 
 def explain(target: Target, pipeline: Pipeline, previous: BuildRecord | None) -> str:

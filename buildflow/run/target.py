@@ -348,7 +348,8 @@ def cut_off(life: TargetLife, previous: BuildRecord, parents: Mapping[str, str])
     digests = parent_digests(state, parents)
     if cutoff.moved(previous, digests):
         return None
-    changed = cutoff.changed_parents(target, pipeline, previous) or list(digests)
+    changed = [parent for parent in cutoff.changed_parents(target, pipeline, previous) if parent in digests]
+    changed = changed or list(digests)
     parent = state.outcomes.get(changed[0]) if changed else None
     verb = "rebuilt" if parent is None or parent.status != Status.REUSED else "reused"
     why = f"parent {changed[0]} {verb}, same digest" if changed else "same inputs, same parents"
