@@ -25,12 +25,11 @@ def own_inputs(found: Inputs) -> Inputs:
     return {key: value for key, value in found.items() if key not in _NOT_OWN}
 
 
-def candidate(target: Target, pipeline: Pipeline, previous: BuildRecord | None, engine: Registry) -> BuildRecord | None:
-    """The latest build's record, when the target's own inputs and parents are the same as then and its image is
-    still in the registry: reusable if every parent keeps the digest it names."""
-    if previous is None or not previous.inputs:
-        return None
-    current = inputs(target, pipeline)
+def candidate(
+    target: Target, pipeline: Pipeline, previous: BuildRecord, current: Inputs, engine: Registry
+) -> BuildRecord | None:
+    """The latest build's record, when the target's own inputs (`current`) and parents are the same as then and its
+    image is still in the registry: reusable if every parent keeps the digest it names."""
     if own_inputs(previous.inputs) != own_inputs(current):
         return None
     if set(previous.inputs.get("parents", {})) != set(current["parents"]):

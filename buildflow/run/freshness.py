@@ -45,8 +45,11 @@ def _assess(target: Target, pipeline: Pipeline, engine: Registry, *, max_age: fl
     record = decode(engine.get_record(record_reference(target, pipeline.registry)))
     if record is None:
         previous = decode(engine.get_record(last_record_reference(target, pipeline.registry)))
-        why = explain(target, pipeline, previous)
-        return Assessment(None, why, cutoff=candidate(target, pipeline, previous, engine), previous=previous)
+        if previous is None or not previous.inputs:
+            return Assessment(None, "not built before (no build record in the registry)", previous=previous)
+        current = inputs(target, pipeline)  # hashes the context: once for both
+        why = "; ".join(changes(previous.inputs, current)) or "buildflow's fingerprint changed"
+        return Assessment(None, why, cutoff=candidate(target, pipeline, previous, current, engine), previous=previous)
     digest = engine.manifest_digest(content_reference(target, pipeline.registry))
     if digest != record.digest:
         return Assessment(None, "its image is no longer in the registry", record)
@@ -56,13 +59,6 @@ def _assess(target: Target, pipeline: Pipeline, engine: Registry, *, max_age: fl
     note = record.extra.get("cutoff")
     cut = f"{note['why']}; " if isinstance(note, dict) and isinstance(note.get("why"), str) else ""
     return Assessment(digest, f"up to date ({cut}built {_duration(age)} ago)", record)
-
-
-def explain(target: Target, pipeline: Pipeline, previous: BuildRecord | None) -> str:
-    """Why a target without a record for its fingerprint must be built, against its latest build's record."""
-    if previous is None or not previous.inputs:
-        return "not built before (no build record in the registry)"
-    return "; ".join(changes(previous.inputs, inputs(target, pipeline))) or "buildflow's fingerprint changed"
 
 
 def changes(before: Inputs, after: Inputs) -> list[str]:
