@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from buildflow.plan.planner import make_plan
 from buildflow.run.cutoff import own_inputs, predicted
 from buildflow.run.dispatch import Scheduler
@@ -97,3 +99,13 @@ def test_status_predicts_from_the_parents_it_knows() -> None:
     )
     assert predicted(previous, [("p", None), ("q", B)], "why") == (None, "why; parent q has a new digest")
     assert own_inputs(previous.inputs) == {"args": {}}
+
+
+def test_outside_git_without_source_date_epoch_the_epoch_is_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from buildflow.cli.build import run_epoch
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no repository above tmp_path
+    assert run_epoch(tmp_path) == "0"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert run_epoch(tmp_path) == "1700000000"
