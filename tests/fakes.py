@@ -77,6 +77,8 @@ class FakeEngine:
     def manifest_digest(self, reference: str) -> str | None:
         if reference in self.registry:
             return self.registry[reference]
+        if "@" in reference and reference.rpartition("@")[2] in self.registry.values():
+            return reference.rpartition("@")[2]  # an image the registry holds, named by its digest
         return "sha256:" + "e" * 64 if "base" in reference else None
 
     def local_digest(self, reference: str) -> str | None:
@@ -100,6 +102,9 @@ class FakeEngine:
 
     def tag(self, source: str, references: Sequence[str]) -> None:
         self.tags.append((source, tuple(references)))
+        digest = self.manifest_digest(source) if "@" in source else None
+        if digest:
+            self.registry.update(dict.fromkeys(references, digest))  # the registry holds it under these tags too
 
     def delete_tag(self, reference: str) -> bool:
         with self.lock:

@@ -13,7 +13,7 @@ from typing import NoReturn
 import click
 
 from buildflow import __version__, log
-from buildflow.cli import adopt, build, builders, checks, ci, cleanup, docs, exits, inspect, release
+from buildflow.cli import adopt, build, builders, checks, ci, cleanup, docs, exits, inspect, release, verify
 from buildflow.cli.options import global_options, name_environment
 from buildflow.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, BuildflowError
 
@@ -23,7 +23,7 @@ Exit codes:
   1  a target was not built, the release was not tagged (what moved was put back), --run-timeout passed,
      no engine or registry answers, (release) an image is not built, recorded or tested: one line each, or
      (gc) the registry refuses deletes;
-     status --exit-code: something would be built
+     status --exit-code: something would be built; verify: an image was not reproduced
   2  invalid pipeline file or command line: one line per problem
   3  internal error in buildflow (rerun with --debug and report it)
   4  another run of the same pipeline and registry holds the lock (build or release --no-wait)
@@ -108,6 +108,7 @@ for _command in (
     build.build,
     release.release,
     cleanup.gc,
+    verify.verify,
     builders.builders,
     checks.lint,
     checks.test_images,

@@ -91,6 +91,11 @@ class ProgressChoice(click.Choice):  # type: ignore[type-arg]
 )
 @release_policy_option
 @click.option("--no-cache", is_flag=True, help="Do not use cached build steps.")
+@click.option(
+    "--no-early-cutoff",
+    is_flag=True,
+    help="Rebuild the children of a parent whose inputs changed even when it rebuilds to the same digest.",
+)
 @click.option("--pull", is_flag=True, help="Always check the registry for newer external base images.")
 @click.option(
     "--retries",
@@ -178,6 +183,7 @@ def build(
     pull: bool,
     no_release: bool,
     release_policy: str | None,
+    no_early_cutoff: bool,
     retries: int | None,
     timeout: int,
     run_timeout: str | None,
@@ -197,11 +203,11 @@ def build(
 ) -> None:
     """Build the selected targets (and their ancestors) with buildx, in dependency order.
 
-    A target whose image is already in the registry under its fingerprint, with a build record young enough, is
-    REUSED: nothing is built, its children build on it and its tags are still applied. Each child builds FROM the
-    exact digest its parent has. Images are pushed under a content tag (bf-FINGERPRINT) as they finish; the
-    pipeline's own tags move, registry side, at the end: all or none (--release all), or those of each image whose
-    ancestors and itself were built (per-target). DIR/RUN_ID/TARGET.log keeps each build's output."""
+    A target whose image is in the registry under its fingerprint, with a build record young enough, is REUSED
+    (also when only a parent's inputs changed and it rebuilt to the same digest): its tags are still applied. Each
+    child builds FROM its parent's exact digest. The pipeline's own tags move at the end: all or none (--release
+    all), or those of each image whose ancestors and itself were built (per-target). A failing step's last lines
+    are shown; DIR/RUN_ID/TARGET.log keeps all of it."""
     from buildflow.run.naming import BuildOptions
     from buildflow.run.session import Interruption
 
@@ -221,7 +227,7 @@ def build(
             retries=retries,
             force=(force, force_targets),
             max_age=max_age,
-            only_and_release=(bool(only), not no_release),
+            switches=(bool(only), not no_release, not no_early_cutoff),
         )
         _run_observed(the_plan, (engine, interruption), (run_options, session), options, (wanted, reports))
 
@@ -365,13 +371,12 @@ def _run_options(
     retries: int | None,
     force: tuple[bool, Sequence[str]],
     max_age: str | None,
-    only_and_release: tuple[bool, bool],
+    switches: tuple[bool, bool, bool],
 ) -> RunOptions:
     """How the run behaves, from the command line's choices."""
     import dataclasses
 
     from buildflow.caches import user_cache
-    from buildflow.pipeline.variables import source_date_epoch
     from buildflow.plan.planner import ids
     from buildflow.run.outcome import RunOptions
 
@@ -383,11 +388,26 @@ def _run_options(
         retry=dataclasses.replace(plan.pipeline.retry, attempts=retries) if retries else None,
         force=None if force[0] else frozenset(ids(plan.pipeline, force[1])),
         max_age=max_age_seconds(plan, max_age),
-        source_date_epoch=source_date_epoch(plan.pipeline.root),
+        source_date_epoch=run_epoch(plan.pipeline.root),
+        epoch_given=os.environ.get("SOURCE_DATE_EPOCH", "").isdigit(),
         layer_cache=user_cache("layers"),
-        only=only_and_release[0],
-        release=only_and_release[1],
+        only=switches[0],
+        release=switches[1],
+        early_cutoff=switches[2],
     )
+
+
+def run_epoch(root: Path) -> str:
+    """SOURCE_DATE_EPOCH for images built for the first time: $SOURCE_DATE_EPOCH, else the checkout's commit time,
+    else 0, said in one line (a fixed epoch keeps digests reproducible, and the same through input changes that
+    leave the image alone, which a time derived from the inputs would not)."""
+    from buildflow import log
+    from buildflow.pipeline.variables import source_date_epoch
+
+    epoch = source_date_epoch(root)
+    if not epoch:
+        log.event("info", "epoch", source_date_epoch="0", why="no SOURCE_DATE_EPOCH and no git commit")
+    return epoch or "0"
 
 
 def check_only(only: Sequence[str], targets: Sequence[str], downstream: Sequence[str], since: str | None) -> None:

@@ -59,6 +59,7 @@ class BuildRequest:
     attest: Attest = NO_ATTEST
     ssh: tuple[SshForward, ...] = ()
     annotations: Mapping[str, str] | None = None
+    export: str = ""  # a path: the image goes only there, as an OCI layout tar (docker media types); no tag moves
 
 
 @dataclass(frozen=True)

@@ -125,13 +125,16 @@ class BuildxEngine:
                 _build_arguments(request, metadata, output), lambda line: self.on_output(request.target_id, line)
             )
             digest = json.loads(metadata.read_text())["containerimage.digest"]
-        self.built[request.tags[0]] = digest
+        if not request.export:
+            self.built[request.tags[0]] = digest
         steps, cached = _step_counts(lines)
         return BuildResult(digest, time.monotonic() - started, steps, cached, pushed=output.get("push") == "true")
 
     def _output(self, request: BuildRequest) -> dict[str, str]:
         """Where a build goes: the engine's image store (docker driver: tested there, then pushed by buildflow), or
         the registry by BuildKit's own push (other drivers), or loaded into the current engine (--no-push)."""
+        if request.export:
+            return {"type": "oci", "dest": request.export, "oci-mediatypes": "false"}
         name = request.tags[0]
         if self.info.local_images and not (request.push and self.push_from_buildkit):
             return {"type": "image", "name": name, "push": "false"}

@@ -481,3 +481,8 @@ class _Counting(io.RawIOBase):
         view[: len(chunk)] = chunk
         self.count += len(chunk)
         return len(chunk)
+
+
+def instructions(history: Sequence[Mapping[str, Any]], count: int) -> list[str]:
+    """The instruction of each of `count` layers, from an image config's history ('' when unknown)."""
+    return _instructions(history, count)

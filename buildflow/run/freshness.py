@@ -10,6 +10,7 @@ from typing import NamedTuple
 from buildflow.engine.base import EngineError, Registry
 from buildflow.model import Pipeline, Target
 from buildflow.plan.planner import Plan
+from buildflow.run.cutoff import candidate, changed_parents, predicted
 from buildflow.run.naming import content_reference, image_parents, last_record_reference, record_reference
 from buildflow.run.records import BuildRecord, Inputs, decode, inputs
 
@@ -24,6 +25,8 @@ class Assessment(NamedTuple):
     why: str
     record: BuildRecord | None = None
     error: EngineError | None = None  # the registry could not be asked
+    cutoff: BuildRecord | None = None  # the latest build, reusable if its parents keep their digests (early cutoff)
+    previous: BuildRecord | None = None  # the latest build's record, when this fingerprint has none
 
 
 def assess(target: Target, pipeline: Pipeline, engine: Registry, *, max_age: float | None, now: float) -> Assessment:
@@ -41,22 +44,21 @@ def _assess(target: Target, pipeline: Pipeline, engine: Registry, *, max_age: fl
     """assess() without the error handling."""
     record = decode(engine.get_record(record_reference(target, pipeline.registry)))
     if record is None:
-        return Assessment(None, explain(target, pipeline, engine))
+        previous = decode(engine.get_record(last_record_reference(target, pipeline.registry)))
+        if previous is None or not previous.inputs:
+            return Assessment(None, "not built before (no build record in the registry)", previous=previous)
+        current = inputs(target, pipeline)  # hashes the context: once for both
+        why = "; ".join(changes(previous.inputs, current)) or "buildflow's fingerprint changed"
+        return Assessment(None, why, cutoff=candidate(target, pipeline, previous, current, engine), previous=previous)
     digest = engine.manifest_digest(content_reference(target, pipeline.registry))
     if digest != record.digest:
         return Assessment(None, "its image is no longer in the registry", record)
     age = now - record.built_at
     if max_age is not None and age > max_age:
         return Assessment(None, f"older than max-age {_duration(max_age)} (built {_duration(age)} ago)", record)
-    return Assessment(digest, f"up to date (built {_duration(age)} ago)", record)
-
-
-def explain(target: Target, pipeline: Pipeline, engine: Registry) -> str:
-    """Why a target without a record for its fingerprint must be built, against its latest build's record."""
-    previous = decode(engine.get_record(last_record_reference(target, pipeline.registry)))
-    if previous is None or not previous.inputs:
-        return "not built before (no build record in the registry)"
-    return "; ".join(changes(previous.inputs, inputs(target, pipeline))) or "buildflow's fingerprint changed"
+    note = record.extra.get("cutoff")
+    cut = f"{note['why']}; " if isinstance(note, dict) and isinstance(note.get("why"), str) else ""
+    return Assessment(digest, f"up to date ({cut}built {_duration(age)} ago)", record)
 
 
 def changes(before: Inputs, after: Inputs) -> list[str]:
@@ -150,10 +152,11 @@ def plan_states(
         state = found[step.target.id]
         if force is None or step.target.id in force:
             state = Assessment(None, "forced (--force)", state.record)
+        parents = [(parent, states[parent]) for parent in image_parents(step.target) if parent in states]
         if state.digest is not None:
-            state = _with_parents(
-                state, [(parent, states[parent]) for parent in image_parents(step.target) if parent in states]
-            )
+            state = _with_parents(state, parents)
+        elif state.cutoff is not None and force is not None and step.target.id not in force:
+            state = _cut_off(step.target, pipeline, state, parents)
         states[step.target.id] = state
     return states
 
@@ -166,6 +169,19 @@ def _with_parents(state: Assessment, parents: Sequence[tuple[str, Assessment]]) 
         if moved_parents(state.record, {parent: parent_state.digest}):
             return Assessment(None, f"parent {parent} has a new digest", state.record)
     return state
+
+
+def _cut_off(
+    target: Target, pipeline: Pipeline, state: Assessment, parents: Sequence[tuple[str, Assessment]]
+) -> Assessment:
+    """A cutoff candidate: reused when its parents keep the digests it was built on, which `status` can know only
+    of parents that are not built by this run."""
+    assert state.cutoff is not None
+    changed = changed_parents(target, pipeline, state.cutoff)
+    digest, why = predicted(state.cutoff, [(parent, found.digest) for parent, found in parents], state.why)
+    if digest is not None and changed:
+        why = f"parent {changed[0]} rebuilt, same digest"
+    return state._replace(digest=digest, why=why)
 
 
 def moved_parents(record: BuildRecord | None, digests: Mapping[str, str]) -> list[str]:

@@ -45,10 +45,12 @@ class RunOptions:
     force: frozenset[str] | None = frozenset()  # target ids built even when up to date; None: all of them
     max_age: float | None = None  # seconds; older images are built again
     source_date_epoch: str = ""  # for targets never built before; a rebuild keeps its record's
+    epoch_given: bool = False  # source_date_epoch is $SOURCE_DATE_EPOCH: it wins over the latest build's
     layer_cache: Path | None = None  # where layer listings are kept between runs; None: in memory only
     builders: tuple[str, ...] = ()  # the builders chosen (--builder, the file's builders:); empty: the current one
     only: bool = False  # --only: the plan is exactly the named images; their other parents come from the registry
     release: bool = True  # False (--no-release): build, push and record, but move no release tag
+    early_cutoff: bool = True  # False (--no-early-cutoff): a parent's new fingerprint rebuilds its children
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from buildflow.model import Target
 from buildflow.pipeline.variables import slug
 from buildflow.quality.summary import SizeSummary, over_budget
 from buildflow.references import pinned
+from buildflow.run import cutoff
 from buildflow.run.failures import Failure, FailureKind, TargetFailed
 from buildflow.run.freshness import moved_parents
 from buildflow.run.imagetests import failure, image_tests, image_tests_key, run_tests
@@ -28,6 +29,7 @@ from buildflow.run.naming import (
     image_parents,
     last_record_reference,
     record_reference,
+    repository,
 )
 from buildflow.run.outcome import Status
 from buildflow.run.pool import PoolBuilder
@@ -97,7 +99,7 @@ class TargetLife:
             return True
         if missing := missing_secret(self.target, self.pipeline.root):
             raise failed(FailureKind.SECRET, missing)
-        epoch = record.source_date_epoch if record else self.state.options.source_date_epoch
+        epoch = build_epoch(self.state, self.target.id, record)
         self._build(parents, epoch)
         self._test(outcome.built_as)  # in the builder's image store, or pulled from the registry BuildKit pushed to
         budget = bool(self.target.size_budget)  # checked on the pushed image: children wait for it
@@ -235,7 +237,7 @@ class TargetLife:
         self.outcome.why += "; its tests changed since it was built" if record is not None else ""
         self._test(self.outcome.built_as)
         if record is not None:
-            self._put_record(record.with_tests(key))
+            self.put_record(record.with_tests(key))
 
     def _measure(self, parents: Mapping[str, str], record: BuildRecord | None = None) -> None:
         """Size and waste summary of a pushed image (a reused one's from its record), checked against the target's
@@ -294,6 +296,8 @@ class TargetLife:
             raise assessment.error  # not logged in, forbidden: building could not be pushed either
         outcome.why = assessment.why
         if assessment.digest is None:
+            if assessment.cutoff is not None and state.options.early_cutoff:
+                return cut_off(self, assessment.cutoff, parents) or assessment.record
             return assessment.record
         moved = moved_parents(assessment.record, parent_digests(self.state, parents))
         if moved:
@@ -337,9 +341,9 @@ class TargetLife:
             epoch=epoch,
         )
         tests = image_tests_key(image_tests(pipeline, self.target.id, self.state.tests))
-        self._put_record(dataclasses.replace(record, tests=tests, size=outcome.size))
+        self.put_record(dataclasses.replace(record, tests=tests, size=outcome.size))
 
-    def _put_record(self, record: BuildRecord) -> None:
+    def put_record(self, record: BuildRecord) -> None:
         """Store a record under its fingerprint and as the target's latest; a failure only costs a rebuild."""
         data, registry, publisher = encode(record), self.pipeline.registry, self.state.publisher
         try:
@@ -347,6 +351,42 @@ class TargetLife:
             publisher.put_record(last_record_reference(self.target, registry), data)
         except EngineError as error:
             self.outcome.why += f"; its build record was not stored ({error}), so the next run builds it again"
+
+
+def cut_off(life: TargetLife, previous: BuildRecord, parents: Mapping[str, str]) -> BuildRecord | None:
+    """Reuse the latest build when every parent kept the digest it was built on (early cutoff): its content
+    tag for today's fingerprint is pointed at that image and recorded; the new record, or None to build."""
+    outcome, target, pipeline, state = life.outcome, life.target, life.pipeline, life.state
+    digests = parent_digests(state, parents)
+    if cutoff.moved(previous, digests):
+        return None
+    changed = [parent for parent in cutoff.changed_parents(target, pipeline, previous) if parent in digests]
+    changed = changed or list(digests)
+    parent = state.outcomes.get(changed[0]) if changed else None
+    verb = "rebuilt" if parent is None or parent.status != Status.REUSED else "reused"
+    why = f"parent {changed[0]} {verb}, same digest" if changed else "same inputs, same parents"
+    reference = content_reference(target, pipeline.registry)
+    try:
+        state.publisher.tag(f"{repository(target, pipeline.registry)}@{previous.digest}", [reference])
+    except EngineError as error:
+        outcome.why += f"; its earlier image could not be tagged again ({error})"
+        return None
+    record = cutoff.cut_record(target, pipeline, previous, digests, why)
+    life.put_record(record)
+    outcome.reference, outcome.digest, outcome.why = reference, previous.digest, why
+    outcome.pushed, outcome.status = True, Status.REUSED
+    return record
+
+
+def build_epoch(state: RunState, target_id: str, record: BuildRecord | None) -> str:
+    """SOURCE_DATE_EPOCH of a build: its fingerprint's earlier build's, else $SOURCE_DATE_EPOCH, else the target's
+    latest build's (so an input change that leaves the image alone, a comment, gives the same digest), else the
+    run's (the commit time, or 0)."""
+    if record is not None and record.source_date_epoch:
+        return record.source_date_epoch
+    lookup = None if state.options.epoch_given or state.forced(target_id) else state.assessments.get(target_id)
+    previous = lookup.result().previous if lookup is not None else None
+    return previous.source_date_epoch if previous and previous.source_date_epoch else state.options.source_date_epoch
 
 
 def _digest(reference: str) -> str:

@@ -92,10 +92,22 @@ def test_a_changed_context_file_rebuilds_exactly_that_target_and_its_descendants
     assert status.returncode == 0, status.stderr
     why = {target["id"]: target["why"] for target in json.loads(status.stdout)["targets"]}
     assert why["mid"] == "context file train.py added"
-    assert why["leaf"] == "parent mid changed"
+    assert why["leaf"] == "parent mid changed; reused if parent mid keeps its digest"
     assert why["base"].startswith("up to date") and why["side"].startswith("up to date")
-    assert project.build().returncode == 0
+    assert project.build("--no-early-cutoff").returncode == 0
     assert statuses(project) == {"base": "REUSED", "mid": "BUILT", "leaf": "BUILT", "side": "REUSED"}
+
+
+def test_a_context_file_no_step_copies_rebuilds_its_target_to_the_same_digest_and_reuses_its_children(
+    project: Project,
+) -> None:
+    first = {name: target["digest"] for name, target in project.targets().items()}
+    (project.root / "mid" / "notes.txt").write_text("not copied\n")
+    commit(project.root, "notes")  # a new commit time: the rebuild keeps the epoch of mid's latest build
+    assert project.build().returncode == 0
+    assert statuses(project) == {"base": "REUSED", "mid": "BUILT", "leaf": "REUSED", "side": "REUSED"}
+    assert {name: target["digest"] for name, target in project.targets().items()} == first
+    assert project.targets()["leaf"]["why"] == "parent mid rebuilt, same digest"
 
 
 def test_a_changed_build_arg_rebuilds_exactly_that_target(project: Project) -> None:
