@@ -203,11 +203,10 @@ def build(
 ) -> None:
     """Build the selected targets (and their ancestors) with buildx, in dependency order.
 
-    A target whose image is in the registry under its fingerprint, with a build record young enough, is REUSED
-    (also when only a parent's inputs changed and it rebuilt to the same digest): its tags are still applied. Each
-    child builds FROM its parent's exact digest. The pipeline's own tags move at the end: all or none (--release
-    all), or those of each image whose ancestors and itself were built (per-target). A failing step's last lines
-    are shown; DIR/RUN_ID/TARGET.log keeps all of it."""
+    A target whose image is in the registry for its inputs (or whose parents rebuilt to the same digests) is
+    REUSED, its tags still applied. Each child builds FROM its parent's exact digest. Release tags move at the end:
+    all or none, or (--release per-target) each image's whose ancestors and itself were built. DIR/RUN_ID/TARGET.log
+    keeps each build's output."""
     from buildflow.run.naming import BuildOptions
     from buildflow.run.session import Interruption
 
