@@ -112,11 +112,14 @@ class Transport:
             return call(url, False)
         if host in self._plain or not self.trust.insecure(host):
             return call(plain_url if self._plain.get(host) else url, False)
+        seen = self._interruptions
         try:
             answer = call(url, True)
         except _NoTLS as refused:
             if refused.plain:
                 self._plain[host] = True
+            if self._interruptions != seen:  # interrupted between the two tries: no second request
+                raise EngineError(f"{host}: cancelled: the run was interrupted", transient=False) from None
             return call(plain_url, False)
         self._plain[host] = False
         return answer
@@ -315,10 +318,14 @@ class _Connection(http.client.HTTPConnection):
 
 
 class _TLSConnection(http.client.HTTPSConnection):
-    """A TLS connection whose socket the current request's watch can shut down."""
+    """A TLS connection whose socket the current request's watch can shut down, from before its handshake (a
+    registry, or something posing as one, can drip the handshake as slowly as an answer)."""
 
     def connect(self) -> None:
-        super().connect()
+        http.client.HTTPConnection.connect(self)  # TCP (and a proxy's tunnel) only
+        _attach(self.sock)
+        server_hostname = getattr(self, "_tunnel_host", None) or self.host
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=server_hostname)  # type: ignore[attr-defined]
         _attach(self.sock)
 
 
