@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from common import arguments, buildflow_command, machine, publish
-from plan_scale import DOCKERFILE, bake_available, bake_file, parent, timed
+from plan_scale import DOCKERFILE, bake_available, bake_file, median, parent, timed
 
 from buildflow.adopt.bake import bake_edges
 
@@ -59,7 +58,7 @@ def measure_init(count: int, runs: int, work: Path) -> dict[str, float | bool]:
     LOADS.append(os.getloadavg()[0])
     directory = work / f"init{count}"
     expected = write_dockerfile_tree(directory, count)
-    seconds = statistics.median(timed([*buildflow_command(), "init", ".", "--force"], directory, runs))
+    seconds = median(timed([*buildflow_command(), "init", ".", "--force"], directory, runs))
     nodes = {f"d{index}" for index in range(count)}
     return {"init": seconds, "equal": planned_dag(directory / "buildflow.yaml") == (nodes, expected)}
 
@@ -73,10 +72,8 @@ def measure_import(count: int, runs: int, work: Path, with_bake: bool) -> dict[s
     (directory / "docker-bake.json").write_text(json.dumps(bake_file(count)))
     command = buildflow_command()
     row: dict[str, float | bool | None] = {
-        "import": statistics.median(
-            timed([*command, "import", "bake", "docker-bake.json", "--force"], directory, runs)
-        ),
-        "plan": statistics.median(timed([*command, "plan", "--offline"], directory, runs)),
+        "import": median(timed([*command, "import", "bake", "docker-bake.json", "--force"], directory, runs)),
+        "plan": median(timed([*command, "plan", "--offline"], directory, runs)),
         "bake": None,
     }
     printed: dict[str, Any] = bake_file(count)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -189,6 +189,7 @@ class Target(NamedTuple):
         }
 
 
+@lru_cache(maxsize=1024)  # thousands of targets share a few contexts and Dockerfiles
 def relative_path(path: Path, root: Path) -> str:
     """A path relative to the pipeline directory, with forward slashes."""
     try:

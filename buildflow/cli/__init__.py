@@ -13,8 +13,9 @@ from typing import NoReturn
 import click
 
 from buildflow import __version__, log
-from buildflow.cli import adopt, build, builders, checks, ci, cleanup, docs, exits, inspect, release, verify
-from buildflow.cli.options import global_options, name_environment
+from buildflow.cli import exits
+from buildflow.cli.commands import LazyCommands
+from buildflow.cli.options import global_options, name_command_environment, name_environment
 from buildflow.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, BuildflowError
 
 _EPILOG = """\b
@@ -98,25 +99,7 @@ def cli(context: click.Context, /, **pipeline_options: object) -> None:
         click.echo(context.get_help())
 
 
-for _command in (
-    adopt.init,
-    adopt.import_pipeline,
-    inspect.validate,
-    inspect.plan,
-    inspect.status,
-    inspect.graph,
-    build.build,
-    release.release,
-    cleanup.gc,
-    verify.verify,
-    builders.builders,
-    checks.lint,
-    checks.test_images,
-    ci.ci,
-    inspect.schema,
-    docs.docs,
-):
-    cli.add_command(_command)
+cli.commands = LazyCommands(name_command_environment)  # each command's module is imported when it is used
 name_environment(cli)
 
 

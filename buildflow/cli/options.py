@@ -131,14 +131,17 @@ def given_value(name: str, value: Any, context: click.Context | None = None) -> 
 
 
 def name_environment(group: click.Group) -> None:
-    """Give every option without one an environment variable, shown in --help: BUILDFLOW_OPTION for the group's
-    options (the pipeline options: BUILDFLOW_FILE, BUILDFLOW_LOG_FORMAT), BUILDFLOW_COMMAND_OPTION for a command's
-    own (BUILDFLOW_BUILD_JOBS): the same flag can mean different things to two commands (--format, --jobs)."""
+    """Give every group option without one an environment variable, shown in --help: BUILDFLOW_OPTION (the pipeline
+    options: BUILDFLOW_FILE, BUILDFLOW_LOG_FORMAT); a command's own get BUILDFLOW_COMMAND_OPTION when it is loaded
+    (BUILDFLOW_BUILD_JOBS): the same flag can mean different things to two commands (--format, --jobs)."""
     for parameter in group.params:
         _name_variable(parameter, ENV_PREFIX)
-    for name, command in group.commands.items():
-        for parameter in command.params:
-            _name_variable(parameter, f"{ENV_PREFIX}_{name.upper().replace('-', '_')}")
+
+
+def name_command_environment(name: str, command: click.Command) -> None:
+    """A command's options' environment variables, BUILDFLOW_COMMAND_OPTION (when the command is loaded)."""
+    for parameter in command.params:
+        _name_variable(parameter, f"{ENV_PREFIX}_{name.upper().replace('-', '_')}")
 
 
 def _name_variable(parameter: click.Parameter, prefix: str) -> None:

@@ -85,6 +85,8 @@ def _summary(plan: Plan) -> str:
 
 def plan_json(plan: Plan, states: Mapping[str, Assessment] | None = None) -> str:
     """The plan as JSON: pipeline, registry and one object per target in order (with its state, if known)."""
+    from buildflow.output import jsontext
+
     root = plan.pipeline.root
     targets = []
     for step in plan.steps:
@@ -98,7 +100,7 @@ def plan_json(plan: Plan, states: Mapping[str, Assessment] | None = None) -> str
         "warnings": list(plan.pipeline.warnings),
         "targets": targets,
     }
-    return json.dumps(document, indent=2)
+    return jsontext.dumps(document)
 
 
 def _state_json(state: Assessment) -> dict[str, Any]:

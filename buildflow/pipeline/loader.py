@@ -10,11 +10,11 @@ from typing import Any
 from buildflow import references
 from buildflow.errors import PipelineError, Problem
 from buildflow.model import Pipeline
-from buildflow.pipeline import matrix
+from buildflow.pipeline import documents, matrix
 from buildflow.pipeline.overrides import apply_overrides, name_overrides
 from buildflow.pipeline.resolve import BaseResolver, resolve
 from buildflow.pipeline.resolve import image_names as resolved_names
-from buildflow.pipeline.source import line_finder, read_document
+from buildflow.pipeline.source import line_finder, parse_document, read_document, read_text
 from buildflow.pipeline.spec import schema_problems
 
 
@@ -33,12 +33,19 @@ def load_pipeline(
     without it (validate, graph, --offline) they enter by name only. `sets` are --set ID.FIELD=VALUE overrides.
     """
     display = display or str(path)
-    text, data = read_document(path, display)
+    text = read_text(path, display)
+    stamp, data = documents.checked(path, text)
+    schema_passed = data is not None
+    if data is None:
+        data = parse_document(text, path, display)
     _check_target_count(data, display)
     data, set_problems, applied = apply_overrides(data, sets)
     if set_problems:
         raise PipelineError(set_problems)
-    problems = name_overrides(_schema_problems(data, display, registry), applied)
+    schema_passed = schema_passed and not sets  # what passed before is the file alone, not the file with --set
+    problems = name_overrides(_schema_problems(data, display, registry, schema_passed=schema_passed), applied)
+    if stamp and not sets and not schema_passed and not problems:
+        documents.remember(path, stamp, data)
     if problems and not all(map(_is_target_problem, problems)):
         raise PipelineError(_with_lines(problems, text, display))
     pipeline, found = resolve(
@@ -80,9 +87,10 @@ def _check_target_count(data: Mapping[str, Any], display: str) -> None:
         raise PipelineError([Problem(message, ("targets",), display)])
 
 
-def _schema_problems(data: Any, display: str, registry: str | None) -> list[Problem]:
-    """Schema problems, plus a registry (from --registry or the file) that is not a reference prefix."""
-    problems = [dataclasses.replace(p, file=display) for p in schema_problems(data)]
+def _schema_problems(data: Any, display: str, registry: str | None, *, schema_passed: bool = False) -> list[Problem]:
+    """Schema problems (none when this document passed before), plus a registry (from --registry or the file)
+    that is not a reference prefix."""
+    problems = [] if schema_passed else [dataclasses.replace(p, file=display) for p in schema_problems(data)]
     if registry is not None:
         problems += _registry_problems(registry, "--registry", ())
     elif isinstance(data.get("registry"), str) and not any(p.path == ("registry",) for p in problems):

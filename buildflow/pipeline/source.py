@@ -19,7 +19,12 @@ MAX_YAML_CHARACTERS = 2 * 1024 * 1024  # PyYAML builds every node first: 2.3 MB 
 
 def read_document(path: Path, display: str) -> tuple[str, Any]:
     """Return the file's text and its parsed data; every failure is a PipelineError naming the file."""
-    text = _read_text(path, display)
+    text = read_text(path, display)
+    return text, parse_document(text, path, display)
+
+
+def parse_document(text: str, path: Path, display: str) -> Any:
+    """The data of a pipeline file's text (a mapping); every failure is a PipelineError naming the file."""
     if not text.strip():
         _fail(display, "the file is empty; a pipeline needs 'version: 1' and 'targets:'")
     data = _parse_json(text, display)
@@ -31,13 +36,13 @@ def read_document(path: Path, display: str) -> tuple[str, Any]:
         data = _parse_yaml(text, display, json_file=path.suffix.lower() == ".json")
     if not isinstance(data, dict):
         _fail(display, _NOT_A_MAPPING, line=1)
-    return text, data
+    return data
 
 
 _NOT_A_MAPPING = "the top level must be a mapping with 'version: 1' and 'targets:'"
 
 
-def _read_text(path: Path, display: str) -> str:
+def read_text(path: Path, display: str) -> str:
     """Read the file as UTF-8 text, refusing huge or binary files."""
     try:
         with path.open("rb") as handle:
@@ -133,9 +138,8 @@ def _parse_yaml(text: str, display: str, json_file: bool = False) -> Any:
     """Parse YAML with the core schema, refusing duplicate keys and alias bombs (a .json file: JSON's message)."""
     import yaml
 
-    loader_class = _yaml_loader()
     try:
-        data = yaml.load(text, Loader=loader_class)
+        data = _load_yaml(text)
     except yaml.constructor.ConstructorError as error:
         _fail(display, _yaml_message(error), line=_mark_line(error))
     except (yaml.YAMLError, RecursionError) as error:
@@ -145,6 +149,24 @@ def _parse_yaml(text: str, display: str, json_file: bool = False) -> Any:
     if "&" in text or "<<" in text:
         _check_aliases(data, display)
     return data
+
+
+def _load_yaml(text: str) -> Any:
+    """The YAML document's value: libyaml's nodes built directly, or by PyYAML's constructor when they are not
+    plain (which then raises the ConstructorError that names the problem)."""
+    from buildflow.pipeline.yamlnodes import NotPlain, plain_value
+
+    loader = _yaml_loader()(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            return plain_value(node)
+        except NotPlain:
+            return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def _fail_yaml(error: Exception, text: str, display: str) -> NoReturn:
