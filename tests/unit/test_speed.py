@@ -3,6 +3,7 @@ commands imported when used, and orjson's JSON text. Each is checked for giving 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -200,3 +201,41 @@ def test_json_text_is_the_standard_librarys_indented_json() -> None:
 def test_json_text_takes_what_orjson_refuses() -> None:
     document = {"big": 2**70, "list": [2**65]}
     assert json.loads(jsontext.dumps(document)) == document
+
+
+class _Recorder:
+    """A registry client's requests, recorded and answered from a table of (method, path) -> (status, body)."""
+
+    def __init__(self, answers: dict[tuple[str, str], tuple[int, bytes]]) -> None:
+        self.answers = answers
+        self.asked: list[tuple[str, str, Any]] = []
+
+    def __call__(self, method: str, ref: Any, path: str, headers: Any, body: Any = None, **_: Any) -> Any:
+        self.asked.append((method, path, body))
+        status, answer = self.answers.get((method, path), (404, b""))
+        return status, {}, answer
+
+
+def test_a_small_record_is_read_back_in_one_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    from buildflow.engine.registry import RegistryClient
+
+    client, record, kind = RegistryClient(), b'{"digest": "sha256:ab"}', "application/vnd.test+json"
+    puts = _Recorder({})
+    monkeypatch.setattr(client, "_request", puts)
+    monkeypatch.setattr(client, "_upload_blob", lambda *arguments, **options: None)
+    client.put_artifact("localhost:5000/a/b:1.record", record, kind)
+    [(_, _, stored)] = puts.asked
+    config = json.loads(stored)["config"]
+    assert base64.b64decode(config["data"]) == record
+    blob = ("GET", f"blobs/{config['digest']}")
+    for descriptor, requests in (
+        (config, 1),
+        ({key: value for key, value in config.items() if key != "data"}, 2),  # stored before, or too large
+        ({**config, "data": base64.b64encode(b"{}").decode()}, 2),  # embedded data that is not the blob
+    ):
+        gets = _Recorder(
+            {("GET", "manifests/1.record"): (200, json.dumps({"config": descriptor}).encode()), blob: (200, record)}
+        )
+        monkeypatch.setattr(client, "_request", gets)
+        assert client.get_artifact("localhost:5000/a/b:1.record", kind) == record
+        assert len(gets.asked) == requests
