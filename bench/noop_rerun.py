@@ -11,6 +11,7 @@ Needs `scripts/engine.sh up`. Results go to bench/RESULTS.md between this benchm
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -19,9 +20,10 @@ from pathlib import Path
 
 from build_tree import prepare_base, timed, write_tree
 from common import arguments, buildflow_command, machine, medians, publish
+from plan_scale import compile_buildflow, interpreter
 
 BEGIN, END = "<!-- noop_rerun:begin -->", "<!-- noop_rerun:end -->"
-TARGET_RATIO = 0.10
+TARGET_RATIO = 1 / 15  # issue 16: at most a fifteenth of a warm bake
 REFERENCE_BAKE = (5.0, 5.4)  # a warm bake of this tree in shared/ENVIRONMENT.md, seconds
 SETTLE_SECONDS = 10.0  # before each measured run: dockerd and containerd finish what the last one left
 
@@ -47,7 +49,7 @@ def rounds(directory: Path, count: int) -> list[dict[str, float]]:
     return measured
 
 
-def report(measured: list[dict[str, float]]) -> str:
+def report(measured: list[dict[str, float]], load: tuple[float, float]) -> str:
     """The Markdown section."""
     median = medians(measured)
     ratio = median["buildflow"] / median["bake"]
@@ -56,7 +58,8 @@ def report(measured: list[dict[str, float]]) -> str:
             BEGIN,
             "## noop_rerun: the 21-target tree re-run with nothing changed vs a warm `docker buildx bake`",
             "",
-            f"{time.strftime('%Y-%m-%d', time.gmtime())}, {machine()}. Median of {len(measured)} alternating "
+            f"{time.strftime('%Y-%m-%d', time.gmtime())}, {machine()} ({interpreter()}). Load average "
+            f"{load[0]:.1f} before, {load[1]:.1f} after (2 cores). Median of {len(measured)} alternating "
             f"rounds after one cold build by each tool, {SETTLE_SECONDS:.0f} s of quiet before each measured run. "
             "buildflow finds every target's image and build record "
             "in the registry (REUSED: no BuildKit call) and re-applies the release tags; bake sends every target "
@@ -67,7 +70,7 @@ def report(measured: list[dict[str, float]]) -> str:
             f"| buildflow build (all REUSED) | {median['buildflow']:.2f} | {ratio:.3f} |",
             f"| docker buildx bake --push (warm) | {median['bake']:.2f} | 1.000 |",
             "",
-            f"Target: at most {TARGET_RATIO:.2f} of bake's time: {ratio:.3f} "
+            f"Target: at most 1/15 ({TARGET_RATIO:.3f}) of bake's time: {ratio:.3f} "
             f"({'meets' if ratio <= TARGET_RATIO else 'misses'} it). Against the warm bake of "
             f"shared/ENVIRONMENT.md ({REFERENCE_BAKE[0]}–{REFERENCE_BAKE[1]} s on these machines), buildflow's "
             f"{median['buildflow']:.2f} s is {median['buildflow'] / REFERENCE_BAKE[1]:.3f}–"
@@ -82,12 +85,14 @@ def main() -> None:
     parser = arguments(__doc__, runs=5)
     options = parser.parse_args()
     prepare_base()
+    compile_buildflow()
+    before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="buildflow-noop-") as work:
         nonce = uuid.uuid4().hex
         directory = Path(work) / nonce
         write_tree(directory, f"bench-noop-{nonce[:8]}", nonce)
         measured = rounds(directory, options.runs)
-    section = report(measured)
+    section = report(measured, (before, os.getloadavg()[0]))
     publish(section, BEGIN, END, write=not options.no_write)
 
 

@@ -33,6 +33,7 @@ import buildflow
 BEGIN, END = "<!-- plan_scale:begin -->", "<!-- plan_scale:end -->"
 TARGET_SECONDS = 0.5
 WANTED_RATIO = 30
+SMALL, SMALL_RUNS = 100, 3  # up to SMALL targets, SMALL_RUNS times the runs
 DOCKERFILE = "ARG BASE_IMAGE=scratch\nFROM ${BASE_IMAGE}\nARG N\nLABEL n=${N}\n"
 
 
@@ -128,6 +129,7 @@ NO_CACHE = {"BUILDFLOW_FILE_CACHE": "0"}
 def measure(count: int, runs: int, work: Path, with_bake: bool) -> dict[str, float | None]:
     """Median seconds of each command at one size, and the peak memory of the JSON plan of the YAML file."""
     directory = work / f"n{count}"
+    runs = runs * SMALL_RUNS if count <= SMALL else runs  # start-up sized runs: more of them, as they vary more
     (directory / "ctx").mkdir(parents=True)
     (directory / "ctx" / "Dockerfile").write_text(DOCKERFILE)
     pipeline = buildflow_pipeline(count)
@@ -165,8 +167,9 @@ def report(rows: dict[int, dict[str, float | None]], runs: int, load: tuple[floa
         "--print`",
         "",
         f"{time.strftime('%Y-%m-%d', time.gmtime())}, {machine()} ({interpreter()}). Median of {runs} whole-process "
-        "runs (start-up included, output to a file); bake at 5,000 targets once. `--offline`, since `bake --print` "
-        "asks no registry either. The YAML file unless said; *first read*: BUILDFLOW_FILE_CACHE=0, the file read and "
+        f"runs ({runs * SMALL_RUNS} up to {SMALL} targets; start-up included, output to a file); bake at 5,000 "
+        "targets once. `--offline`, since `bake --print` asks no registry either. The YAML file unless said; "
+        "*first read*: BUILDFLOW_FILE_CACHE=0, the file read and "
         "checked as never seen before; the other buildflow columns re-read a file it has read before (the "
         f"document cache of docs/cli.md). Load average {load[0]:.1f} before, {load[1]:.1f} after (2 cores). "
         "Reproduce: `make bench-plan`.",
