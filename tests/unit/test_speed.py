@@ -239,3 +239,12 @@ def test_a_small_record_is_read_back_in_one_request(monkeypatch: pytest.MonkeyPa
         monkeypatch.setattr(client, "_request", gets)
         assert client.get_artifact("localhost:5000/a/b:1.record", kind) == record
         assert len(gets.asked) == requests
+
+
+def test_set_overrides_are_checked_against_the_schema_even_on_a_file_read_before(
+    cached: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_pipeline(cached)
+    refuse_schema_checks(monkeypatch)
+    with pytest.raises(AssertionError, match="checked again"):
+        load_pipeline(cached, sets=["app.tags=app:2"])
