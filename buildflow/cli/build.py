@@ -24,6 +24,7 @@ from buildflow.cli.options import (
     release_policy_option,
     selection_options,
     unwritable_directory,
+    wait_option,
     with_release_policy,
 )
 from buildflow.cli.runs import run_counts, run_events, selection
@@ -162,12 +163,7 @@ class ProgressChoice(click.Choice):  # type: ignore[type-arg]
     show_default=True,
     help="Lint the Dockerfiles first (hadolint): show findings (warn), or fail before building (error).",
 )
-@click.option(
-    "--wait/--no-wait",
-    default=True,
-    show_default=True,
-    help="When another run of this pipeline and registry holds the lock: wait for it, or exit with code 4.",
-)
+@wait_option
 @pipeline_options
 def build(
     *,

@@ -220,6 +220,16 @@ def release_policy_option(command: Command) -> Command:
     )(command)
 
 
+def wait_option(command: Command) -> Command:
+    """--wait/--no-wait: what a run does when another run of the same pipeline and registry holds the lock."""
+    return click.option(
+        "--wait/--no-wait",
+        default=True,
+        show_default=True,
+        help="When another run of this pipeline and registry holds the lock: wait for it, or exit with code 4.",
+    )(command)
+
+
 def with_release_policy(plan: Plan, policy: str | None) -> Plan:
     """The plan with --release over the pipeline's release policy (as it is without --release)."""
     import dataclasses

@@ -16,6 +16,7 @@ from buildflow.cli.options import (
     output_file,
     pipeline_options,
     release_policy_option,
+    wait_option,
     with_release_policy,
 )
 from buildflow.cli.runs import run_counts, run_events, selection
@@ -52,12 +53,7 @@ if TYPE_CHECKING:
     "--html", "FILE.html", "Write one self-contained HTML page: the DAG coloured by status, each image's problem."
 )
 @release_policy_option
-@click.option(
-    "--wait/--no-wait",
-    default=True,
-    show_default=True,
-    help="When another run of this pipeline and registry holds the lock: wait for it, or exit with code 4.",
-)
+@wait_option
 @pipeline_options
 def release(
     *,
