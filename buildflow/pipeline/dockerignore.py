@@ -8,10 +8,12 @@ paths below it, so a file costs a lookup or two whatever the number of patterns.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import stat
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,3 +239,24 @@ def read_rules_text(context: Path, dockerfile: Path) -> str:
         except OSError as error:
             raise IgnoreFileError(f"cannot read {candidate.name}: {error.strerror}; fix its permissions") from None
     return ""
+
+
+def sent_entries(
+    root: Path, rules: IgnoreRules, unlistable: Callable[[str, OSError], None], prefix: str = ""
+) -> Iterator[tuple[str, os.DirEntry[str], int]]:
+    """(path relative to root, entry, mode) of every entry under `prefix` a build sends, in name order; an ignored
+    directory is walked, not yielded, when a '!' exception may let something below it in. A directory that
+    cannot be listed goes to `unlistable` (which may raise) and is passed over."""
+    try:
+        children = sorted(os.scandir(root / prefix if prefix else root), key=lambda entry: entry.name)
+    except OSError as error:
+        unlistable(prefix or ".", error)
+        return
+    for entry in children:
+        relative = f"{prefix}/{entry.name}" if prefix else entry.name
+        ignored = rules.ignores(relative)
+        mode = entry.stat(follow_symlinks=False).st_mode
+        if not ignored:
+            yield relative, entry, mode
+        if stat.S_ISDIR(mode) and (not ignored or rules.reaches_below(relative)):
+            yield from sent_entries(root, rules, unlistable, relative)

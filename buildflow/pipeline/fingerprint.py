@@ -48,32 +48,19 @@ def context_files(context: Path, dockerfile: Path) -> dict[str, str]:
 def _context_lines(context: Path, dockerfile: Path) -> Iterator[str]:
     """The context's entries as lines, in a stable order."""
     rules = dockerignore.parse(dockerignore.read_rules_text(context, dockerfile))
-    return _entries(context, "", rules)
-
-
-def _entries(root: Path, prefix: str, rules: dockerignore.IgnoreRules) -> Iterator[str]:
-    """One line per entry the build would send, in a stable order."""
-    try:
-        children = sorted(os.scandir(root / prefix if prefix else root), key=lambda entry: entry.name)
-    except OSError as error:
-        raise ContextError(f"cannot list {prefix or '.'}: {error.strerror}") from None
-    for entry in children:
-        relative = f"{prefix}/{entry.name}" if prefix else entry.name
-        ignored = rules.ignores(relative)
-        mode = entry.stat(follow_symlinks=False).st_mode
+    for relative, entry, mode in dockerignore.sent_entries(context, rules, _unlistable):
         if stat.S_ISDIR(mode):
-            if ignored and not rules.reaches_below(relative):
-                continue
-            if not ignored:
-                yield f"d {relative}\n"
-            yield from _entries(root, relative, rules)
-        elif ignored:
-            continue
+            yield f"d {relative}\n"
         elif stat.S_ISLNK(mode):
             yield f"l {relative} {os.readlink(entry.path)}\n"
         elif stat.S_ISREG(mode):
             executable = "x" if mode & stat.S_IXUSR else "-"
             yield f"f {relative} {executable} {_content_digest(Path(entry.path), relative)}\n"
+
+
+def _unlistable(directory: str, error: OSError) -> None:
+    """A context directory that cannot be listed fails the fingerprint."""
+    raise ContextError(f"cannot list {directory}: {error.strerror}") from None
 
 
 def _content_digest(path: Path, relative: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import stat
 from collections.abc import Iterable, Iterator, Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -144,19 +143,8 @@ def _listing(context: Path, dockerfile: Path) -> frozenset[str]:
         rules = dockerignore.parse(dockerignore.read_rules_text(context, dockerfile))
     except dockerignore.IgnoreFileError:
         return frozenset()
-    return frozenset(_walk(context, "", rules))
+    return frozenset(relative for relative, _, _ in dockerignore.sent_entries(context, rules, _pass_over))
 
 
-def _walk(root: Path, prefix: str, rules: dockerignore.IgnoreRules) -> Iterator[str]:
-    """The entries under `prefix` that the build would send; unreadable directories are passed over."""
-    try:
-        entries = list(os.scandir(root / prefix if prefix else root))
-    except OSError:
-        return
-    for entry in entries:
-        relative = f"{prefix}/{entry.name}" if prefix else entry.name
-        ignored = rules.ignores(relative)
-        if not ignored:
-            yield relative
-        if stat.S_ISDIR(entry.stat(follow_symlinks=False).st_mode) and (not ignored or rules.reaches_below(relative)):
-            yield from _walk(root, relative, rules)
+def _pass_over(directory: str, error: OSError) -> None:
+    """A directory that cannot be listed counts as empty here (the fingerprint reports it)."""
