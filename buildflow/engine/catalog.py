@@ -14,13 +14,13 @@ import hashlib
 import json
 import re
 import urllib.parse
-from email.message import Message
 
 from buildflow.engine.base import EngineError
 from buildflow.engine.registry import MANIFEST_TYPES, RegistryClient
-from buildflow.references import Reference, parse
+from buildflow.references import parse
 
 TAGS_PER_PAGE = 1000
+_DELETE_ANSWERED = frozenset({404, 405})  # gone already; deletes refused (405 UNSUPPORTED)
 _NEXT = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
 
 
@@ -52,7 +52,7 @@ class RegistryCatalog(RegistryClient):
         """Delete the manifest `digest` of a repository, and with it every tag on it."""
         ref = parse(f"{repository}@{digest}")
         url = f"{self._base(ref)}/v2/{ref.remote}/manifests/{digest}"
-        status, headers, _ = self._tried(lambda: self._delete_once(url, ref))
+        status, headers, _ = self._request_url("DELETE", ref, url, {}, None, answered=_DELETE_ANSWERED)
         if status in (200, 202):
             return Deleted.DELETED
         if status == 404:
@@ -92,17 +92,6 @@ class RegistryCatalog(RegistryClient):
             return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
         except (EngineError, ValueError, KeyError, TypeError):
             return 0.0
-
-    def _delete_once(self, url: str, ref: Reference) -> tuple[int, Message, bytes]:
-        """One DELETE, authenticating once when challenged; a 5xx or 429 raises a transient error to try again."""
-        status, headers, body = self._send("DELETE", url, {}, None, ref)
-        if status == 401:
-            authorization = self.credentials.answer(ref, headers.get("WWW-Authenticate", ""))
-            if authorization:
-                status, headers, body = self._send("DELETE", url, {"Authorization": authorization}, None, ref)
-        if status >= 500 or status == 429:
-            raise self._http_error(status, headers.get("Retry-After", ""), ref, f"DELETE {ref.canonical}")
-        return status, headers, body
 
 
 def _page_tags(body: bytes, repository: str) -> list[str]:

@@ -19,6 +19,7 @@ from buildflow.references import DEFAULT_DOMAIN, Reference
 REQUEST_ATTEMPTS = 5  # tries of one request that fails in a way that can pass
 _PAUSES = (0.2, 0.5, 1.0, 2.0)  # seconds between them (or what the registry asks, at most _LONGEST_PAUSE)
 _LONGEST_PAUSE = 5.0
+_ANSWERED = frozenset({404})  # error statuses a call returns to its caller instead of raising: "not there"
 Body = bytes | Callable[[], IO[bytes]] | None  # bytes, or a way to open the body again for each try
 Answer = tuple[int, Message, bytes]
 Result = TypeVar("Result")
@@ -91,12 +92,30 @@ class Requests:
         return self._request_url(method, ref, url, headers, body, attempts=attempts)
 
     def _request_url(
-        self, method: str, ref: Reference, url: str, headers: Mapping[str, str], body: Body, *, attempts: int = 0
+        self,
+        method: str,
+        ref: Reference,
+        url: str,
+        headers: Mapping[str, str],
+        body: Body,
+        *,
+        attempts: int = 0,
+        answered: frozenset[int] = _ANSWERED,
     ) -> Answer:
-        """_request for a full URL (an upload location); `attempts` 0: the client's."""
-        return self._tried(lambda: self._request_once(method, ref, url, headers, body), attempts)
+        """_request for a full URL (an upload location); `attempts` 0: the client's; `answered`: the error statuses
+        returned to the caller instead of raised."""
+        return self._tried(lambda: self._request_once(method, ref, url, headers, body, answered=answered), attempts)
 
-    def _request_once(self, method: str, ref: Reference, url: str, headers: Mapping[str, str], body: Body) -> Answer:
+    def _request_once(
+        self,
+        method: str,
+        ref: Reference,
+        url: str,
+        headers: Mapping[str, str],
+        body: Body,
+        *,
+        answered: frozenset[int] = _ANSWERED,
+    ) -> Answer:
         """One try of a call, authenticating once when challenged."""
         status, answer_headers, answer = self._send(method, url, dict(headers), body, ref)
         if status == 401:
@@ -105,7 +124,7 @@ class Requests:
                 status, answer_headers, answer = self._send(
                     method, url, {**headers, "Authorization": authorization}, body, ref
                 )
-        if status >= 400 and status != 404:
+        if status >= 400 and status not in answered:
             raise self._http_error(status, answer_headers.get("Retry-After", ""), ref, f"{method} {ref.canonical}")
         return status, answer_headers, answer
 
