@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socketserver
+import subprocess
 import textwrap
 import threading
 from collections.abc import Iterator, Mapping
@@ -30,6 +32,15 @@ def serving(server: Server) -> Iterator[Server]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def run_make(*argv: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run make as a user would, even when pytest runs under make: no inherited MAKEFLAGS, no directory lines."""
+    outer = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
+    environment = {name: value for name, value in os.environ.items() if name not in outer}
+    return subprocess.run(
+        ["make", "--no-print-directory", *argv], cwd=cwd, capture_output=True, text=True, check=check, env=environment
+    )
 
 
 def write_pipeline(root: Path, text: str, files: Mapping[str, str] | None = None, name: str = "buildflow.yaml") -> Path:

@@ -4,7 +4,6 @@ deterministic, checked with --check, within the CI systems' limits, ids named an
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -20,7 +19,7 @@ from buildflow.cli import main
 from buildflow.output.ci import job_keys, quoted, readable_key, selected_edges
 from buildflow.pipeline.loader import load_pipeline
 from buildflow.plan.planner import Plan, make_plan
-from tests.conftest import REPO
+from tests.conftest import REPO, run_make
 
 PIPELINES = [
     "pipelines/t2t/buildflow.yaml",
@@ -464,15 +463,6 @@ def test_quoted_is_one_shell_word(text: str) -> None:
 
 
 # ---- make as the engine -------------------------------------------------------------------------------------------
-
-
-def run_make(*argv: str) -> subprocess.CompletedProcess[str]:
-    """Run make as a user would, even when pytest runs under make: no inherited MAKEFLAGS, no directory lines."""
-    outer = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
-    environment = {name: value for name, value in os.environ.items() if name not in outer}
-    return subprocess.run(
-        ["make", "--no-print-directory", *argv], capture_output=True, text=True, check=True, env=environment
-    )
 
 
 @pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_make
 
 SCHEDULED = REPO / "examples" / "scheduled"
 MAKEFILE = REPO / "examples" / "Makefile.include"
@@ -72,7 +72,7 @@ def load_yaml(name: str) -> dict[Any, Any]:
 
 
 def make(*argv: str, cwd: Path = REPO) -> str:
-    done = subprocess.run(["make", "--no-print-directory", *argv], cwd=cwd, capture_output=True, text=True, check=False)
+    done = run_make(*argv, cwd=cwd, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
