@@ -7,6 +7,10 @@ for one that does not answer: later requests to it fail at once, so a dead regis
 Registries are reached as Docker reaches them (engine/trust.py): over HTTPS, trusting the system's CAs and those in
 certs.d/HOST/; an insecure registry (loopback, or the daemon's insecure-registries) over HTTPS without
 verification first, then over plain HTTP when it answers no TLS, which is then remembered for the host.
+Requests whose answer is read whole keep their connection open for the next request of the same thread to the same
+registry (HTTP keep-alive; a TLS handshake is made once per connection, not per request); a kept connection that
+the registry closed meanwhile is replaced once, at once. Streamed answers, uploads of streamed bodies and requests
+through a proxy open a connection of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import weakref
 from collections.abc import Callable, Mapping
 from email.message import Message
 from typing import IO, Any, TypeVar
@@ -32,6 +37,8 @@ BLOB_RATE = 1_000_000  # bytes per second a blob download is allowed at least, o
 UNANSWERED_IN_A_ROW = 3  # requests to one host out of time in a row before it is taken for one that does not answer
 _WATCH_INTERVAL = 0.2
 _LOOPBACK_V6 = "[::1]"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_STALE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)  # a kept connection closed meanwhile
 # TLS alerts of a registry that wants a client certificate it trusts (TLS 1.3 and 1.2).
 _CLIENT_CERTIFICATE_ALERTS = (
     "TLSV13_ALERT_CERTIFICATE_REQUIRED",
@@ -83,6 +90,8 @@ class Transport:
         self._plain: dict[str, bool] = {}  # insecure host -> it answered plain HTTP (True) or TLS (False)
         self._paused = threading.Condition()
         self._interruptions = 0
+        self._kept = threading.local()  # this thread's open connections: (scheme, host) -> connection
+        self._proxied: dict[str, bool] = {}  # scheme://host -> the environment sends it through a proxy
         tls = _TLSHandler(self.trust)
         self._direct = urllib.request.build_opener(_KeepCredentialsHome, _Handler, tls, urllib.request.ProxyHandler({}))
         self._from_environment = urllib.request.build_opener(_KeepCredentialsHome, _Handler, tls)
@@ -135,6 +144,23 @@ class Transport:
         first: bool,
     ) -> tuple[int, Message, bytes]:
         """One request to one URL; `first`: an insecure host's first HTTPS try, which may end in _NoTLS."""
+        if not hasattr(body, "read") and not self._through_proxy(url):
+            answer = self._send_kept(method, url, headers, body, size, first=first)
+            if answer[0] not in _REDIRECTS:
+                return answer
+        return self._send_opened(method, url, headers, body, size, first=first)
+
+    def _send_opened(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | IO[bytes] | None,
+        size: int,
+        *,
+        first: bool,
+    ) -> tuple[int, Message, bytes]:
+        """_send on a connection of its own, following redirects (never sending credentials to another host)."""
         opener = self._opener(url)
         call = self._begin(urllib.parse.urlsplit(url).netloc, self.deadline + size / BLOB_RATE)
         request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
@@ -152,6 +178,74 @@ class Transport:
         if call.cut:
             raise self._failure(call, None)
         return answer
+
+    def _send_kept(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, size: int, *, first: bool
+    ) -> tuple[int, Message, bytes]:
+        """_send on this thread's kept connection to the URL's host; a kept connection the registry closed since its
+        last answer is replaced once. A redirect is answered as it is (the caller follows it)."""
+        parts = urllib.parse.urlsplit(url)
+        path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        call = self._begin(parts.netloc, self.deadline + size / BLOB_RATE)
+        for retry in (False, True):
+            connection = self._connection(parts.scheme, parts.netloc)
+            reused = connection.sock is not None
+            _attach(connection.sock)
+            try:
+                connection.request(method, path, body=body, headers=dict(headers))
+                response = connection.getresponse()
+                answer = (response.status, response.headers, response.read())
+            except (OSError, http.client.HTTPException) as error:
+                self._drop(parts.scheme, parts.netloc)
+                if reused and not retry and not call.cut and isinstance(_cause(error), _STALE):
+                    continue
+                raise self._failed(call, error, first) from None
+            except BaseException:
+                self._drop(parts.scheme, parts.netloc)
+                self._end(call)
+                raise
+            break
+        self._end(call)
+        if call.cut or response.will_close:
+            self._drop(parts.scheme, parts.netloc)
+        if call.cut:
+            raise self._failure(call, None)
+        return answer
+
+    def _connection(self, scheme: str, host: str) -> http.client.HTTPConnection:
+        """This thread's connection to a host (made, not yet opened, when it has none); closed when the thread ends."""
+        kept: dict[tuple[str, str], http.client.HTTPConnection] | None = getattr(self._kept, "connections", None)
+        if kept is None:
+            kept = self._kept.connections = {}
+            weakref.finalize(threading.current_thread(), _close_all, kept)
+        connection = kept.get((scheme, host))
+        if connection is None:
+            if scheme == "https":
+                context = self.trust.context(host)
+                connection = _TLSConnection(host, timeout=self.deadline, context=context)
+            else:
+                connection = _Connection(host, timeout=self.deadline)
+            kept[(scheme, host)] = connection
+        return connection
+
+    def _drop(self, scheme: str, host: str) -> None:
+        """Close this thread's connection to a host (it failed, was cut short, or the registry closes it)."""
+        kept = getattr(self._kept, "connections", {})
+        connection = kept.pop((scheme, host), None)
+        if connection is not None:
+            connection.close()
+
+    def _through_proxy(self, url: str) -> bool:
+        """The environment's proxies apply to this URL's host (never to a loopback registry)."""
+        parts = urllib.parse.urlsplit(url)
+        key = f"{parts.scheme}://{parts.netloc}"
+        proxied = self._proxied.get(key)
+        if proxied is None:
+            proxies = urllib.request.getproxies()
+            host = parts.netloc
+            proxied = not _on_loopback(host) and parts.scheme in proxies and not urllib.request.proxy_bypass(host)
+            self._proxied[key] = proxied
+        return proxied
 
     def _open(self, url: str, headers: Mapping[str, str], size: int, first: bool) -> Stream:
         """A streamed GET of one URL; `first` as in _send."""
@@ -353,6 +447,13 @@ def _attach(sock: socket.socket | None) -> None:
     call: _Call | None = getattr(_local, "call", None)
     if call is not None and sock is not None:
         call.attach(sock)
+
+
+def _close_all(connections: dict[tuple[str, str], http.client.HTTPConnection]) -> None:
+    """Close the connections a thread kept (when it ends)."""
+    for connection in list(connections.values()):
+        connection.close()
+    connections.clear()
 
 
 def _shut(sock: socket.socket) -> None:
