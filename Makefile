@@ -82,6 +82,10 @@ bench-build: $(STAMP) engine ## Benchmark a cold pushed build of the 21-target t
 bench-noop: $(STAMP) engine ## Benchmark a re-run of the 21-target tree with nothing changed beside a warm bake
 	cd bench && ../$(BIN)/python noop_rerun.py
 
+.PHONY: bench-registry
+bench-registry: $(STAMP) engine ## Benchmark status of 1,000 and 5,000 targets against the loopback registry, never built and up to date
+	cd bench && ../$(BIN)/python registry_lookup.py
+
 .PHONY: bench-cutoff
 bench-cutoff: $(STAMP) engine ## Benchmark a re-run after a comment change in the root, with and without early cutoff, beside bake
 	cd bench && ../$(BIN)/python cutoff_rerun.py
@@ -103,7 +107,7 @@ bench-hostile: $(STAMP) ## Every hostile pipeline file through buildflow validat
 	cd bench && ../$(BIN)/python hostile_files.py
 
 .PHONY: bench
-bench: bench-plan bench-import bench-build bench-builders bench-noop bench-cutoff bench-gates bench-reliability bench-hostile ## Run every benchmark (results in bench/RESULTS.md)
+bench: bench-plan bench-import bench-registry bench-build bench-builders bench-noop bench-cutoff bench-gates bench-reliability bench-hostile ## Run every benchmark (results in bench/RESULTS.md)
 
 .PHONY: dist
 dist: $(STAMP) ## Build the wheel and the source archive into dist/ (for pipx install dist/buildflow-*.whl)

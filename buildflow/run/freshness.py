@@ -41,11 +41,17 @@ def assess(target: Target, pipeline: Pipeline, engine: Registry, *, max_age: flo
 
 
 def _assess(target: Target, pipeline: Pipeline, engine: Registry, *, max_age: float | None, now: float) -> Assessment:
-    """assess() without the error handling."""
-    record = decode(engine.get_record(record_reference(target, pipeline.registry)))
+    """assess() without the error handling. The latest build's record is read first: none means never built (one
+    request), and when it has today's fingerprint it is the record of this fingerprint's build too."""
+    latest = decode(engine.get_record(last_record_reference(target, pipeline.registry)))
+    if latest is None:
+        return Assessment(None, "not built before (no build record in the registry)")
+    record = latest if latest.inputs.get("fingerprint") == target.fingerprint else None
     if record is None:
-        previous = decode(engine.get_record(last_record_reference(target, pipeline.registry)))
-        if previous is None or not previous.inputs:
+        record = decode(engine.get_record(record_reference(target, pipeline.registry)))
+    if record is None:
+        previous = latest
+        if not previous.inputs:
             return Assessment(None, "not built before (no build record in the registry)", previous=previous)
         current = inputs(target, pipeline)  # hashes the context: once for both
         why = "; ".join(changes(previous.inputs, current)) or "buildflow's fingerprint changed"

@@ -173,3 +173,50 @@ def test_a_second_lock_waits_or_is_refused(tmp_path: Path) -> None:
         with pytest.raises(subprocess.TimeoutExpired):
             waiter.wait(timeout=0.5)  # another process cannot take it either
     assert waiter.wait(timeout=30) == 0  # released on exit
+
+
+class _Counted(FakeEngine):
+    """A fake engine counting registry lookups: records read and digests asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def get_record(self, reference: str) -> bytes | None:
+        self.asked.append(reference)
+        return super().get_record(reference)
+
+    def manifest_digest(self, reference: str) -> str | None:
+        self.asked.append(reference)
+        return super().manifest_digest(reference)
+
+
+def test_a_target_never_built_costs_one_request_and_an_unchanged_one_two(tmp_path: Path) -> None:
+    from buildflow.run.dispatch import Scheduler
+    from buildflow.run.outcome import RunOptions
+
+    pipeline = load(tmp_path, EXTERNAL, FILES)
+    engine = _Counted()
+    never = plan_states(make_plan(pipeline), engine, max_age=None)
+    assert all(state.digest is None for state in never.values()) and len(engine.asked) == 3
+    Scheduler(make_plan(pipeline), engine, RunOptions()).run()
+    engine.asked.clear()
+    fresh = plan_states(make_plan(pipeline), engine, max_age=None)
+    assert all(state.digest is not None for state in fresh.values()) and len(engine.asked) == 6
+    assert {reference.rpartition(":")[2].split(".")[0] for reference in engine.asked} == {
+        "bf-last",
+        *(f"bf-{target.fingerprint[:24]}" for target in pipeline.targets.values()),
+    }
+
+
+def test_a_target_back_on_an_older_fingerprint_is_found_by_that_fingerprints_record(tmp_path: Path) -> None:
+    from buildflow.run.dispatch import Scheduler
+    from buildflow.run.outcome import RunOptions
+
+    pipeline = load(tmp_path, EXTERNAL, FILES)
+    engine = FakeEngine()
+    Scheduler(make_plan(pipeline), engine, RunOptions()).run()
+    changed = load(tmp_path, EXTERNAL, {**FILES, "other/Dockerfile": FILES["other/Dockerfile"] + "ENV A=1\n"})
+    Scheduler(make_plan(changed), engine, RunOptions()).run()  # bf-last of other: the changed build
+    back = plan_states(make_plan(load(tmp_path, EXTERNAL, FILES)), engine, max_age=None)
+    assert back["other"].digest is not None and back["other"].why.startswith("up to date")

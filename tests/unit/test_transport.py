@@ -101,3 +101,60 @@ def test_a_request_that_can_pass_is_tried_again_on_its_own() -> None:
         client.digest(f"{host}/a/b:1")
     assert [wait for _, wait in retried] == [0.2, 0.5]
     assert all("no complete answer" in error for error, _ in retried)
+
+
+@contextmanager
+def counting_server(close_after_each: bool = False) -> Iterator[tuple[str, list[int]]]:
+    """A loopback HTTP/1.1 server answering 200 to every request, keeping connections open unless
+    `close_after_each` (it then closes each one after its answer without saying so, as an idle timeout does);
+    its host, and the number of requests each connection carried."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    carried: list[int] = []
+
+    def serve(connection: socket.socket) -> None:
+        carried.append(0)
+        index = len(carried) - 1
+        with connection, connection.makefile("rb") as reader:
+            while reader.readline():
+                length = 0
+                while (line := reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                reader.read(length)
+                carried[index] += 1
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                if close_after_each:
+                    time.sleep(0.05)
+                    return
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}", carried
+    finally:
+        listener.close()
+
+
+def test_requests_to_one_registry_share_a_kept_alive_connection() -> None:
+    transport = Transport(deadline=5)
+    with counting_server() as (host, carried):
+        answers = [transport.send("HEAD" if n % 2 else "PUT", f"http://{host}/v2/{n}", {}, b"x" * n) for n in range(6)]
+    assert [status for status, _, _ in answers] == [200] * 6
+    assert carried == [6]
+
+
+def test_a_kept_connection_the_registry_closed_is_replaced_at_once() -> None:
+    transport = Transport(deadline=5)
+    with counting_server(close_after_each=True) as (host, carried):
+        for n in range(3):
+            time.sleep(0.2)  # the server has closed the connection the last request used
+            status, _, body = transport.send("GET", f"http://{host}/v2/{n}", {})
+            assert (status, body) == (200, b"ok")
+    assert carried == [1, 1, 1]
