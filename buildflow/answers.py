@@ -57,6 +57,7 @@ _UNSAFE = frozenset(
         "socket.getaddrinfo",
     }
 )
+_ON_FILES = frozenset({"open"}) | _LISTING | _CHANGING
 _IMPORTING = frozenset({"_frozen_importlib_external", "importlib._bootstrap_external", "zipimport"})
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _REAL_STAT, _REAL_LSTAT = os.stat, os.lstat
@@ -255,9 +256,11 @@ class _Recording:
         if name is not None and self.noted(name):
             self.note(name, follow, False)
 
-    def changed(self, arguments: tuple[Any, ...]) -> None:
-        """A file or directory created, moved or removed: unsafe unless in the cache."""
+    def changed(self, event: str, arguments: tuple[Any, ...]) -> None:
+        """A file or directory created, moved or removed: unsafe unless in the cache (or the cache's own parents)."""
         names = [self.absolute(argument) for argument in arguments if isinstance(argument, str | bytes | os.PathLike)]
+        if event == "os.mkdir" and names and names[0] and self.cache_as_given.startswith(os.path.join(names[0], "")):
+            return
         if any(name is not None and not self.in_cache(name) for name in names):
             self.unsafe = True
 
@@ -294,17 +297,15 @@ def _heard(event: str, arguments: tuple[Any, ...]) -> None:
     recording = _LISTENING.recording
     if recording is None or not recording.active:
         return
-    if event == "open" or event in _LISTING:
-        if sys._getframe(1).f_globals.get("__name__") in _IMPORTING:
-            return
+    if event in _UNSAFE:
+        recording.unsafe = True
+    elif event in _ON_FILES and sys._getframe(1).f_globals.get("__name__") not in _IMPORTING:
         if event == "open":
             recording.opened(*arguments[:3])
-        else:
+        elif event in _LISTING:
             recording.listed(arguments[0])
-    elif event in _UNSAFE:
-        recording.unsafe = True
-    elif event in _CHANGING:
-        recording.changed(arguments)
+        else:
+            recording.changed(event, arguments)
 
 
 def _probing(real: Callable[..., os.stat_result], follow: bool) -> Callable[..., os.stat_result]:
