@@ -109,7 +109,18 @@ def cache_key(argv: list[str], version: str) -> str | None:
         directory = os.getcwd()
     except OSError:
         return None
-    facts = (FORMAT, version, sys.version, sys.executable, argv, directory, sorted(os.environ.items()), terminals)
+    today = time.strftime("%Y%m%d", time.gmtime())  # every run resolves the `date` variable, from the clock
+    facts = (
+        FORMAT,
+        version,
+        sys.version,
+        sys.executable,
+        argv,
+        directory,
+        sorted(os.environ.items()),
+        terminals,
+        today,
+    )
     return sha256(repr(facts).encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -237,13 +237,18 @@ def test_only_validate_and_offline_plans_are_answered(argv: list[str], answerabl
     assert answers.answerable(argv) is answerable
 
 
-def test_the_keys_differ_with_the_environment_and_the_file_cache_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_keys_differ_with_the_environment_the_day_and_the_file_cache_switch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(sys, "stdout", open(os.devnull, "w"))  # noqa: SIM115
     monkeypatch.setattr(sys, "stderr", open(os.devnull, "w"))  # noqa: SIM115
     monkeypatch.setenv("BUILDFLOW_FILE_CACHE", "1")
     one = answers.cache_key(["validate"], "1")
     monkeypatch.setenv("SOMETHING_ELSE", "x")
     assert one is not None and answers.cache_key(["validate"], "1") not in (None, one)
+    two = answers.cache_key(["validate"], "1")
+    monkeypatch.setattr(time, "gmtime", lambda: time.struct_time((2031, 1, 2, 0, 0, 0, 3, 2, 0)))
+    assert answers.cache_key(["validate"], "1") not in (None, one, two)  # the `date` variable's day
     monkeypatch.setenv("BUILDFLOW_FILE_CACHE", "off")
     assert answers.cache_key(["validate"], "1") is None
 
