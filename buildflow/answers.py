@@ -110,17 +110,8 @@ def cache_key(argv: list[str], version: str) -> str | None:
     except OSError:
         return None
     today = time.strftime("%Y%m%d", time.gmtime())  # every run resolves the `date` variable, from the clock
-    facts = (
-        FORMAT,
-        version,
-        sys.version,
-        sys.executable,
-        argv,
-        directory,
-        sorted(os.environ.items()),
-        terminals,
-        today,
-    )
+    python = (sys.version, sys.executable, sys.flags, sys.stdout.encoding, sys.stdout.errors)
+    facts = (FORMAT, version, python, argv, directory, sorted(os.environ.items()), terminals, today)
     return sha256(repr(facts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
