@@ -139,9 +139,11 @@ def replay(key: str) -> None:
     try:
         with open(_entry_path(key), "rb") as handle:
             form, inputs, output, code = marshal.loads(handle.read())
-    except (OSError, ValueError, EOFError, TypeError):
-        return
-    if form != FORMAT or any(signature(path, follow, listed) != kept for path, follow, listed, kept in inputs):
+        if form != FORMAT or not isinstance(output, bytes) or code not in (0, 1, 2):
+            return
+        if any(signature(path, follow, listed) != kept for path, follow, listed, kept in inputs):
+            return
+    except (OSError, ValueError, EOFError, TypeError):  # a damaged entry is no answer
         return
     sys.stdout.flush()
     sys.stdout.buffer.write(output)

@@ -3,6 +3,7 @@ the same answer without importing click; any change to what the run read, or to 
 
 from __future__ import annotations
 
+import marshal
 import os
 import re
 import subprocess
@@ -258,6 +259,13 @@ def test_answers_live_beside_the_other_caches(monkeypatch: pytest.MonkeyPatch, t
     assert Path(answers.cache_root()) == caches.user_cache("answers").parent
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert Path(answers.cache_root()) == caches.user_cache("answers").parent
+
+
+@pytest.mark.parametrize("kept", [b"\x00garbage", b"", marshal.dumps((answers.FORMAT, [1], b"x", 0))])
+def test_a_damaged_answer_is_no_answer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kept: bytes) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    answers.store("ab" * 32, kept)
+    answers.replay("ab" * 32)  # returns, rather than exiting with an answer
 
 
 def test_past_the_limit_the_oldest_answers_go(tmp_path: Path) -> None:
