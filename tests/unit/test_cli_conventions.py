@@ -15,7 +15,8 @@ import click
 import pytest
 
 from buildflow import log
-from buildflow.cli import cli, main
+from buildflow.cli import main
+from buildflow.cli.app import cli
 from buildflow.cli.runs import run_events
 from buildflow.errors import RunFailed
 from buildflow.run.freshness import Assessment

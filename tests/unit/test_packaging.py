@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from buildflow.cli import cli
+from buildflow.cli.app import cli
 from tests.conftest import REPO
 
 

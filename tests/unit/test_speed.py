@@ -16,7 +16,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from buildflow.cli import cli
+from buildflow.cli.app import cli
 from buildflow.cli.commands import COMMANDS
 from buildflow.errors import PipelineError
 from buildflow.output import jsontext
