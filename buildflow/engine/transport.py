@@ -7,8 +7,8 @@ for one that does not answer: later requests to it fail at once, so a dead regis
 Registries are reached as Docker reaches them (engine/trust.py): over HTTPS, trusting the system's CAs and those in
 certs.d/HOST/; an insecure registry (loopback, or the daemon's insecure-registries) over HTTPS without
 verification first, then over plain HTTP when it answers no TLS, which is then remembered for the host.
-Requests whose answer is read whole keep their connection open for the next request of the same thread to the same
-registry (HTTP keep-alive; a TLS handshake is made once per connection, not per request); a kept connection that
+Requests whose answer is read whole give their connection back for the next request to the same registry, from
+any thread (HTTP keep-alive; a TLS handshake is made once per connection, not per request); a kept connection that
 the registry closed meanwhile is replaced once, at once. Streamed answers, uploads of streamed bodies and requests
 through a proxy open a connection of their own.
 """
@@ -90,7 +90,8 @@ class Transport:
         self._plain: dict[str, bool] = {}  # insecure host -> it answered plain HTTP (True) or TLS (False)
         self._paused = threading.Condition()
         self._interruptions = 0
-        self._kept = threading.local()  # this thread's open connections: (scheme, host) -> connection
+        self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}  # (scheme, host) -> kept, unused
+        weakref.finalize(self, _close_all, self._idle)
         self._proxied: dict[str, bool] = {}  # scheme://host -> the environment sends it through a proxy
         tls = _TLSHandler(self.trust)
         self._direct = urllib.request.build_opener(_KeepCredentialsHome, _Handler, tls, urllib.request.ProxyHandler({}))
@@ -182,13 +183,15 @@ class Transport:
     def _send_kept(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, size: int, *, first: bool
     ) -> tuple[int, Message, bytes]:
-        """_send on this thread's kept connection to the URL's host; a kept connection the registry closed since its
-        last answer is replaced once. A redirect is answered as it is (the caller follows it)."""
+        """_send on an idle kept connection to the URL's host (or a new one), given back once its answer is read; a
+        kept connection the registry closed since its last answer is replaced once. A redirect is answered as it is
+        (the caller follows it)."""
         parts = urllib.parse.urlsplit(url)
         path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        where = (parts.scheme, parts.netloc)
         call = self._begin(parts.netloc, self.deadline + size / BLOB_RATE)
         for retry in (False, True):
-            connection = self._connection(parts.scheme, parts.netloc)
+            connection = self._connection(*where)
             reused = connection.sock is not None
             _attach(connection.sock)
             try:
@@ -196,44 +199,37 @@ class Transport:
                 response = connection.getresponse()
                 answer = (response.status, response.headers, response.read())
             except (OSError, http.client.HTTPException) as error:
-                self._drop(parts.scheme, parts.netloc)
+                connection.close()
                 if reused and not retry and not call.cut and isinstance(_cause(error), _STALE):
                     continue
                 raise self._failed(call, error, first) from None
             except BaseException:
-                self._drop(parts.scheme, parts.netloc)
+                connection.close()
                 self._end(call)
                 raise
             break
         self._end(call)
-        if call.cut or response.will_close:
-            self._drop(parts.scheme, parts.netloc)
         if call.cut:
+            connection.close()
             raise self._failure(call, None)
+        self._give_back(where, connection)
         return answer
 
     def _connection(self, scheme: str, host: str) -> http.client.HTTPConnection:
-        """This thread's connection to a host (made, not yet opened, when it has none); closed when the thread ends."""
-        kept: dict[tuple[str, str], http.client.HTTPConnection] | None = getattr(self._kept, "connections", None)
-        if kept is None:
-            kept = self._kept.connections = {}
-            weakref.finalize(threading.current_thread(), _close_all, kept)
-        connection = kept.get((scheme, host))
-        if connection is None:
-            if scheme == "https":
-                context = self.trust.context(host)
-                connection = _TLSConnection(host, timeout=self.deadline, context=context)
-            else:
-                connection = _Connection(host, timeout=self.deadline)
-            kept[(scheme, host)] = connection
-        return connection
+        """An idle kept connection to a host, or a new one (not opened yet)."""
+        with self._lock:
+            idle = self._idle.get((scheme, host))
+            if idle:
+                return idle.pop()
+        if scheme == "https":
+            return _TLSConnection(host, timeout=self.deadline, context=self.trust.context(host))
+        return _Connection(host, timeout=self.deadline)
 
-    def _drop(self, scheme: str, host: str) -> None:
-        """Close this thread's connection to a host (it failed, was cut short, or the registry closes it)."""
-        kept = getattr(self._kept, "connections", {})
-        connection = kept.pop((scheme, host), None)
-        if connection is not None:
-            connection.close()
+    def _give_back(self, where: tuple[str, str], connection: http.client.HTTPConnection) -> None:
+        """Keep a connection whose answer was read whole for the next request to its host (the registry may have
+        said it closes it: it is then opened again when next used)."""
+        with self._lock:
+            self._idle.setdefault(where, []).append(connection)
 
     def _through_proxy(self, url: str) -> bool:
         """The environment's proxies apply to this URL's host (never to a loopback registry)."""
@@ -449,11 +445,12 @@ def _attach(sock: socket.socket | None) -> None:
         call.attach(sock)
 
 
-def _close_all(connections: dict[tuple[str, str], http.client.HTTPConnection]) -> None:
-    """Close the connections a thread kept (when it ends)."""
-    for connection in list(connections.values()):
-        connection.close()
-    connections.clear()
+def _close_all(idle: dict[tuple[str, str], list[http.client.HTTPConnection]]) -> None:
+    """Close the connections a transport kept (when it is no longer used)."""
+    for connections in list(idle.values()):
+        for connection in connections:
+            connection.close()
+    idle.clear()
 
 
 def _shut(sock: socket.socket) -> None:

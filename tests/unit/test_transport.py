@@ -158,3 +158,13 @@ def test_a_kept_connection_the_registry_closed_is_replaced_at_once() -> None:
             status, _, body = transport.send("GET", f"http://{host}/v2/{n}", {})
             assert (status, body) == (200, b"ok")
     assert carried == [1, 1, 1]
+
+
+def test_a_connection_kept_by_one_thread_serves_the_next_threads_request() -> None:
+    transport = Transport(deadline=5)
+    with counting_server() as (host, carried):
+        for n in range(3):
+            thread = threading.Thread(target=transport.send, args=("GET", f"http://{host}/v2/{n}", {}))
+            thread.start()
+            thread.join(10)
+    assert carried == [3]
