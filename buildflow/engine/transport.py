@@ -38,7 +38,14 @@ UNANSWERED_IN_A_ROW = 3  # requests to one host out of time in a row before it i
 _WATCH_INTERVAL = 0.2
 _LOOPBACK_V6 = "[::1]"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_STALE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)  # a kept connection closed meanwhile
+_STALE = (  # what a kept connection the registry (or a proxy) closed meanwhile gives
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+)
+_IDLE_SECONDS = 30.0  # a kept connection idle longer is not used again (servers and proxies close idle ones)
 # TLS alerts of a registry that wants a client certificate it trusts (TLS 1.3 and 1.2).
 _CLIENT_CERTIFICATE_ALERTS = (
     "TLSV13_ALERT_CERTIFICATE_REQUIRED",
@@ -90,7 +97,7 @@ class Transport:
         self._plain: dict[str, bool] = {}  # insecure host -> it answered plain HTTP (True) or TLS (False)
         self._paused = threading.Condition()
         self._interruptions = 0
-        self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}  # (scheme, host) -> kept, unused
+        self._idle: dict[tuple[str, str], list[tuple[http.client.HTTPConnection, float]]] = {}  # kept, unused, since
         weakref.finalize(self, _close_all, self._idle)
         self._proxied: dict[str, bool] = {}  # scheme://host -> the environment sends it through a proxy
         tls = _TLSHandler(self.trust)
@@ -147,8 +154,8 @@ class Transport:
         """One request to one URL; `first`: an insecure host's first HTTPS try, which may end in _NoTLS."""
         if not hasattr(body, "read") and not self._through_proxy(url):
             answer = self._send_kept(method, url, headers, body, size, first=first)
-            if answer[0] not in _REDIRECTS:
-                return answer
+            if answer[0] not in _REDIRECTS or method not in ("GET", "HEAD"):
+                return answer  # a redirected GET or HEAD is sent again below, where redirects are followed
         return self._send_opened(method, url, headers, body, size, first=first)
 
     def _send_opened(
@@ -183,15 +190,15 @@ class Transport:
     def _send_kept(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, size: int, *, first: bool
     ) -> tuple[int, Message, bytes]:
-        """_send on an idle kept connection to the URL's host (or a new one), given back once its answer is read; a
-        kept connection the registry closed since its last answer is replaced once. A redirect is answered as it is
-        (the caller follows it)."""
+        """_send on an idle kept connection to the URL's host (or a new one), given back once its answer is read. A
+        kept connection the registry closed since its last answer is replaced by a new one, once, and the other idle
+        connections to that host are closed too. A redirect is answered as it is (the caller follows it)."""
         parts = urllib.parse.urlsplit(url)
         path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
         where = (parts.scheme, parts.netloc)
         call = self._begin(parts.netloc, self.deadline + size / BLOB_RATE)
         for retry in (False, True):
-            connection = self._connection(*where)
+            connection = self._connection(*where, kept=not retry)
             reused = connection.sock is not None
             _attach(connection.sock)
             try:
@@ -201,6 +208,7 @@ class Transport:
             except (OSError, http.client.HTTPException) as error:
                 connection.close()
                 if reused and not retry and not call.cut and isinstance(_cause(error), _STALE):
+                    self._forget(where)
                     continue
                 raise self._failed(call, error, first) from None
             except BaseException:
@@ -215,12 +223,17 @@ class Transport:
         self._give_back(where, connection)
         return answer
 
-    def _connection(self, scheme: str, host: str) -> http.client.HTTPConnection:
-        """An idle kept connection to a host, or a new one (not opened yet)."""
+    def _connection(self, scheme: str, host: str, *, kept: bool = True) -> http.client.HTTPConnection:
+        """An idle kept connection to a host used in the last _IDLE_SECONDS (with `kept`), or a new one (not opened
+        yet); one idle longer is closed, as the registry or a proxy may have closed it already."""
+        now = time.monotonic()
         with self._lock:
-            idle = self._idle.get((scheme, host))
-            if idle:
-                return idle.pop()
+            idle = self._idle.get((scheme, host), []) if kept else []
+            while idle:
+                connection, since = idle.pop()
+                if now - since < _IDLE_SECONDS:
+                    return connection
+                connection.close()
         if scheme == "https":
             return _TLSConnection(host, timeout=self.deadline, context=self.trust.context(host))
         return _Connection(host, timeout=self.deadline)
@@ -229,7 +242,14 @@ class Transport:
         """Keep a connection whose answer was read whole for the next request to its host (the registry may have
         said it closes it: it is then opened again when next used)."""
         with self._lock:
-            self._idle.setdefault(where, []).append(connection)
+            self._idle.setdefault(where, []).append((connection, time.monotonic()))
+
+    def _forget(self, where: tuple[str, str]) -> None:
+        """Close every idle connection to a host (one of them was found closed by the registry)."""
+        with self._lock:
+            idle = self._idle.pop(where, [])
+        for connection, _ in idle:
+            connection.close()
 
     def _through_proxy(self, url: str) -> bool:
         """The environment's proxies apply to this URL's host (never to a loopback registry)."""
@@ -445,10 +465,10 @@ def _attach(sock: socket.socket | None) -> None:
         call.attach(sock)
 
 
-def _close_all(idle: dict[tuple[str, str], list[http.client.HTTPConnection]]) -> None:
+def _close_all(idle: dict[tuple[str, str], list[tuple[http.client.HTTPConnection, float]]]) -> None:
     """Close the connections a transport kept (when it is no longer used)."""
     for connections in list(idle.values()):
-        for connection in connections:
+        for connection, _ in connections:
             connection.close()
     idle.clear()
 

@@ -104,10 +104,10 @@ def test_a_request_that_can_pass_is_tried_again_on_its_own() -> None:
 
 
 @contextmanager
-def counting_server(close_after_each: bool = False) -> Iterator[tuple[str, list[int]]]:
+def counting_server(close_after_each: bool = False, close_first: int = 0) -> Iterator[tuple[str, list[int]]]:
     """A loopback HTTP/1.1 server answering 200 to every request, keeping connections open unless
-    `close_after_each` (it then closes each one after its answer without saying so, as an idle timeout does);
-    its host, and the number of requests each connection carried."""
+    `close_after_each` (it then closes each one after its answer without saying so, as an idle timeout does) or
+    the connection is one of the `close_first`; its host, and the number of requests each connection carried."""
     listener = socket.create_server(("127.0.0.1", 0))
     carried: list[int] = []
 
@@ -123,7 +123,7 @@ def counting_server(close_after_each: bool = False) -> Iterator[tuple[str, list[
                 reader.read(length)
                 carried[index] += 1
                 connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                if close_after_each:
+                if close_after_each or index < close_first:
                     time.sleep(0.05)
                     return
 
@@ -168,3 +168,26 @@ def test_a_connection_kept_by_one_thread_serves_the_next_threads_request() -> No
             thread.start()
             thread.join(10)
     assert carried == [3]
+
+
+def test_many_kept_connections_the_registry_closed_cost_one_replacement() -> None:
+    transport = Transport(deadline=5)
+    with counting_server(close_first=4) as (host, carried):
+        threads = [threading.Thread(target=transport.send, args=("GET", f"http://{host}/v2/{n}", {})) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        time.sleep(0.2)  # the server has closed all four
+        for n in range(3):
+            assert transport.send("GET", f"http://{host}/v2/again/{n}", {})[0] == 200
+    assert carried == [1, 1, 1, 1, 3]  # the three on one new connection: no other closed one was tried
+
+
+def test_a_connection_idle_too_long_is_not_used_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("buildflow.engine.transport._IDLE_SECONDS", 0.0)
+    transport = Transport(deadline=5)
+    with counting_server() as (host, carried):
+        for n in range(3):
+            transport.send("GET", f"http://{host}/v2/{n}", {})
+    assert carried == [1, 1, 1]
