@@ -57,11 +57,11 @@ def _problem(pipeline: Pipeline, display: str, target: Target, line: int, source
 
 def _instructions(path: Path) -> tuple[Any, ...]:
     """A Dockerfile's instructions as BuildKit's parser reads them (none when it cannot: the Dockerfile's own
-    problems are reported where it is read)."""
+    problems are reported where it is read). Python reads the file, so that the answer cache sees it read."""
     import dockerfile as parser
 
     try:
-        return tuple(parser.parse_file(str(path)))
+        return tuple(parser.parse_string(path.read_bytes().decode("utf-8", errors="replace")))
     except (parser.GoParseError, OSError):
         return ()
 
