@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -17,9 +17,28 @@ from buildflow.engine.transport import UNANSWERED_IN_A_ROW, Transport
 
 
 @contextmanager
+def listening(serve: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A loopback server handing each connection to `serve` in a thread of its own, until the block ends; its host."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # the listener was closed
+                return
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+@contextmanager
 def server(behaviour: str) -> Iterator[str]:
     """A loopback server that drips its answer a byte a second ('drip'), or never answers ('silent'); its host."""
-    listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
     def serve(connection: socket.socket) -> None:
@@ -31,20 +50,11 @@ def server(behaviour: str) -> Iterator[str]:
                 connection.sendall(bytes([byte]))
             stop.wait(60)
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(connection,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
     try:
-        yield f"127.0.0.1:{listener.getsockname()[1]}"
+        with listening(serve) as host:
+            yield host
     finally:
         stop.set()
-        listener.close()
 
 
 @pytest.mark.parametrize("behaviour", ["drip", "silent"])
@@ -108,7 +118,6 @@ def counting_server(close_after_each: bool = False, close_first: int = 0) -> Ite
     """A loopback HTTP/1.1 server answering 200 to every request, keeping connections open unless
     `close_after_each` (it then closes each one after its answer without saying so, as an idle timeout does) or
     the connection is one of the `close_first`; its host, and the number of requests each connection carried."""
-    listener = socket.create_server(("127.0.0.1", 0))
     carried: list[int] = []
 
     def serve(connection: socket.socket) -> None:
@@ -127,19 +136,8 @@ def counting_server(close_after_each: bool = False, close_first: int = 0) -> Ite
                     time.sleep(0.05)
                     return
 
-    def accept() -> None:
-        while True:
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(connection,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{listener.getsockname()[1]}", carried
-    finally:
-        listener.close()
+    with listening(serve) as host:
+        yield host, carried
 
 
 def test_requests_to_one_registry_share_a_kept_alive_connection() -> None:
