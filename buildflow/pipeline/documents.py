@@ -15,15 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from buildflow import __version__
+from buildflow import __version__, answers
 from buildflow.caches import user_cache
 
 _RULES = ("source.py", "yamlnodes.py", "spec.py", "pipeline.schema.json", "documents.py")
-
-
-def _enabled() -> bool:
-    """False when BUILDFLOW_FILE_CACHE is 0, off, false or no."""
-    return os.environ.get("BUILDFLOW_FILE_CACHE", "").strip().lower() not in ("0", "off", "false", "no")
 
 
 def _entry(path: Path) -> Path:
@@ -44,7 +39,7 @@ def _stamp(text: str) -> bytes:
 
 def checked(path: Path, text: str) -> tuple[bytes, Any]:
     """(stamp, the document read from this text before and found valid), or (stamp, None)."""
-    if not _enabled():
+    if not answers.enabled():  # BUILDFLOW_FILE_CACHE: one switch for both caches
         return b"", None
     stamp = _stamp(text)
     try:
