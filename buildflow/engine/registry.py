@@ -37,6 +37,7 @@ MANIFEST_TYPES = ", ".join(
 )
 _CONCURRENT_UPLOADS = 3  # uploads of a saved image when another upload of the same blobs gets in the way
 _OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+_TAG_DELETE_ANSWERED = frozenset({400, 401, 404, 405})  # a tag delete refused (or anonymous): answered, not raised
 INLINE_ARTIFACT_BYTES = 64 * 1024  # artifacts (build records) up to this size are embedded in their manifest too
 _IMAGE_MANIFESTS = (
     "application/vnd.oci.image.manifest.v1+json",
@@ -72,10 +73,11 @@ class RegistryClient(Requests):
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
     def delete_tag(self, reference: str) -> bool:
-        """Remove a tag, not the manifest it names (OCI distribution 1.1); False when the registry refuses to."""
+        """Remove a tag, not the manifest it names (OCI distribution 1.1), answering the registry's challenge (a
+        token with the delete scope) and trying again what can pass, like any call; False when it refuses to."""
         ref = parse(reference)
         url = f"{self._base(ref)}/v2/{ref.remote}/manifests/{ref.version}"
-        status, headers, _ = self._send("DELETE", url, {}, None, ref)
+        status, headers, _ = self._request_url("DELETE", ref, url, {}, None, answered=_TAG_DELETE_ANSWERED)
         if status in (200, 202):
             return True
         if status in (400, 404, 405) or (status == 401 and self.credentials.of(ref.host) is None):
