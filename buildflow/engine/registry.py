@@ -74,13 +74,17 @@ class RegistryClient(Requests):
 
     def delete_tag(self, reference: str) -> bool:
         """Remove a tag, not the manifest it names (OCI distribution 1.1), answering the registry's challenge (a
-        token with the delete scope) and trying again what can pass, like any call; False when it refuses to."""
+        token with the delete scope) and trying again what can pass, like any call; False when it refuses to.
+        A 404 is checked: the tag may be gone (a try whose answer was lost deleted it) or the registry may not
+        know the call."""
         ref = parse(reference)
         url = f"{self._base(ref)}/v2/{ref.remote}/manifests/{ref.version}"
         status, headers, _ = self._request_url("DELETE", ref, url, {}, None, answered=_TAG_DELETE_ANSWERED)
         if status in (200, 202):
             return True
-        if status in (400, 404, 405) or (status == 401 and self.credentials.of(ref.host) is None):
+        if status == 404:
+            return self.digest(reference) is None
+        if status in (400, 405) or (status == 401 and self.credentials.of(ref.host) is None):
             return False  # distribution 2.x answers 400 DIGEST_INVALID: it deletes manifests by digest only
         raise self._http_error(status, headers.get("Retry-After", ""), ref, f"DELETE {ref.canonical}")
 

@@ -25,11 +25,15 @@ MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.ima
 class TokenRegistry(http.server.ThreadingHTTPServer):
     """Manifests in memory behind bearer tokens, and the token service that hands them out (at /token)."""
 
-    def __init__(self, *, grants: frozenset[str] = frozenset(ACTIONS.values()), transient: int = 0) -> None:
+    def __init__(
+        self, *, grants: frozenset[str] = frozenset(ACTIONS.values()), transient: int = 0, lost: int = 0
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.manifests: dict[tuple[str, str], bytes] = {}
         self.grants = grants  # the actions the token service allows docker login's account
         self.transient = transient  # registry calls answered 503 before the first real answer
+        self.lost = lost  # registry calls carried out, then answered 502 (an answer lost on the way)
+        self.deletes = True  # False: DELETE is answered 404, as by a registry that has no such call
         self.scopes: list[str] = []  # what the token service was asked for
         self.authorizations: list[tuple[str, str]] = []  # (path, Authorization) of every request
 
@@ -80,20 +84,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.server.transient -= 1
             return self._answer(503)
         data = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-        return self._apply(repository, tag, data)
+        status, body, headers = self._apply(repository, tag, data)
+        if self.server.lost:
+            self.server.lost -= 1
+            return self._answer(502)
+        return self._answer(status, body, headers)
 
-    def _apply(self, repository: str, tag: str, data: bytes) -> None:
-        """The call itself, once authorised."""
+    def _apply(self, repository: str, tag: str, data: bytes) -> tuple[int, bytes, dict[str, str]]:
+        """The call itself, once authorised: its answer."""
         if self.command == "PUT":
             self.server.manifests[(repository, tag)] = data
-            return self._answer(201)
+            return 201, b"", {}
         if (repository, tag) not in self.server.manifests:
-            return self._answer(404)
+            return 404, b"", {}
+        if self.command == "DELETE" and not self.server.deletes:
+            return 404, b"", {}
         if self.command == "DELETE":
             del self.server.manifests[(repository, tag)]
-            return self._answer(202)
+            return 202, b"", {}
         headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json", "Docker-Content-Digest": "sha256:1"}
-        return self._answer(200, self.server.manifests[(repository, tag)], headers)
+        return 200, self.server.manifests[(repository, tag)], headers
 
     do_GET = do_HEAD = do_PUT = do_DELETE = _handle
 
@@ -130,6 +140,20 @@ def test_a_tag_delete_tries_again_what_can_pass(tmp_path: Path) -> None:
         registry.manifests[("team/app", "rc")] = MANIFEST
         assert logged_in(tmp_path, registry.host).delete_tag(f"{registry.host}/team/app:rc") is True
     assert ("team/app", "rc") not in registry.manifests
+
+
+def test_a_tag_delete_whose_answer_was_lost_is_seen_to_have_worked(tmp_path: Path) -> None:
+    with serving(TokenRegistry(lost=1)) as registry:
+        registry.manifests[("team/app", "rc")] = MANIFEST
+        assert logged_in(tmp_path, registry.host).delete_tag(f"{registry.host}/team/app:rc") is True
+    assert ("team/app", "rc") not in registry.manifests
+
+
+def test_a_404_from_a_registry_without_tag_deletes_is_a_refusal(registry: TokenRegistry, tmp_path: Path) -> None:
+    registry.manifests[("team/app", "rc")] = MANIFEST
+    registry.deletes = False
+    assert logged_in(tmp_path, registry.host).delete_tag(f"{registry.host}/team/app:rc") is False
+    assert ("team/app", "rc") in registry.manifests
 
 
 def test_a_delete_the_account_may_not_do_says_so_in_one_line(tmp_path: Path) -> None:
