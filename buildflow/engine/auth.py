@@ -40,15 +40,17 @@ class Credentials:
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     def answer(self, ref: Reference, challenge: str) -> str | None:
-        """An Authorization header answering a Basic or Bearer challenge, or None when there is no answer."""
+        """An Authorization header answering a Basic or Bearer challenge, or None when there is no answer. The
+        token service is asked with a GET, each scope of the challenge a `scope` parameter of its own (the token
+        specification's form; a challenge joins them with spaces)."""
         credentials = self.of(ref.host)
         if challenge.lower().startswith("basic"):
             return _basic(credentials) if credentials else None
         fields = dict(_CHALLENGE.findall(challenge))
         if "realm" not in fields:
             return None
-        scope = fields.get("scope") or f"repository:{ref.remote}:pull,push"
-        query = urllib.parse.urlencode({"service": fields.get("service", ""), "scope": scope})
+        scopes = (fields.get("scope") or f"repository:{ref.remote}:pull,push").split()  # a mount names two
+        query = urllib.parse.urlencode([("service", fields.get("service", "")), *(("scope", one) for one in scopes)])
         headers = {"Authorization": _basic(credentials)} if credentials else {}
         try:
             status, _, body = self.transport.send("GET", f"{fields['realm']}?{query}", headers)

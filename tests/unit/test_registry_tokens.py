@@ -1,6 +1,6 @@
 """Registries that want bearer tokens (as most hosted ones do): each call answers the challenge with a token for the
-scope the registry names, docker login's credentials go only to the token service, and a tag delete (what puts
-back a release's new tags) asks for the delete scope like any other call."""
+scopes the registry names (each a parameter of its own), docker login's credentials go only to the token service,
+and a tag delete (what puts back a release's new tags) asks for the delete scope like any other call."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 
 from buildflow.engine.base import EngineError
 from buildflow.engine.registry import RegistryClient
+from buildflow.references import parse
 from tests.conftest import serving
 
 USER, SECRET = "ci-bot", "s3cret-token-value"
@@ -59,10 +60,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _token(self) -> None:
         """The token service: a token naming the actions asked for that the account may do."""
-        scope = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)["scope"][0]
-        self.server.scopes.append(scope)
+        scopes = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)["scope"]
+        self.server.scopes.extend(scopes)
         expected = "Basic " + base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
-        _, repository, actions = scope.split(":")
+        _, repository, actions = scopes[0].split(":")  # the token is for the first: the one the call is in
         allowed = [action for action in actions.split(",") if action in self.server.grants]
         if self.headers.get("Authorization") != expected or not allowed:
             return self._answer(401)
@@ -133,6 +134,15 @@ def test_each_call_asks_the_token_service_for_the_scope_the_registry_names(
     assert registry.scopes == ["repository:team/app:pull", "repository:team/app:push", "repository:team/app:delete"]
     basic = [path for path, authorization in registry.authorizations if authorization.startswith("Basic")]
     assert basic and all(path.startswith("/token") for path in basic)  # the password only to the token service
+
+
+def test_each_scope_of_a_challenge_is_a_parameter_of_its_own(registry: TokenRegistry, tmp_path: Path) -> None:
+    client = logged_in(tmp_path, registry.host)
+    realm = f"http://{registry.host}/token"
+    challenge = f'Bearer realm="{realm}",service="fake",scope="repository:team/app:pull,push repository:team/ci:pull"'
+    answer = client.credentials.answer(parse(f"{registry.host}/team/app:1"), challenge)
+    assert answer == "Bearer team/app|pull,push"
+    assert registry.scopes == ["repository:team/app:pull,push", "repository:team/ci:pull"]  # as a blob mount asks
 
 
 def test_a_tag_delete_tries_again_what_can_pass(tmp_path: Path) -> None:
