@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import socketserver
 import subprocess
@@ -32,6 +33,22 @@ def serving(server: Server) -> Iterator[Server]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A test server's request handler that logs nothing and answers in one call."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def _answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        """Send a status, headers (Content-Length included) and the body, which a HEAD answer leaves out."""
+        self.send_response(status)
+        for key, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
 
 def run_make(*argv: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ import pytest
 from buildflow.engine.base import EngineError
 from buildflow.engine.registry import RegistryClient
 from buildflow.references import parse
-from tests.conftest import serving
+from tests.conftest import QuietHandler, serving
 
 USER, SECRET = "ci-bot", "s3cret-token-value"
 ACTIONS = {"GET": "pull", "HEAD": "pull", "PUT": "push", "DELETE": "delete"}
@@ -44,19 +44,8 @@ class TokenRegistry(http.server.ThreadingHTTPServer):
         return f"{address!s}:{port}"
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server: TokenRegistry
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-    def _answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for key, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
     def _token(self) -> None:
         """The token service: a token naming the actions asked for that the account may do."""

@@ -25,7 +25,7 @@ from buildflow.engine.docker import Docker
 from buildflow.engine.registry import RegistryClient
 from buildflow.engine.transport import Transport
 from buildflow.engine.trust import DaemonRegistries, Trust, daemon_registries, from_daemon
-from tests.conftest import serving
+from tests.conftest import QuietHandler, serving
 
 HUB_KEY = "the-key-the-daemon-names"  # what `docker info` calls IndexServerAddress, made up here
 DOCKER_INFO = {
@@ -226,11 +226,8 @@ class FakeRegistry(http.server.ThreadingHTTPServer):
         return {"mediaType": document["mediaType"], "digest": digest, "size": len(data)}
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server: FakeRegistry
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
 
     def _parts(self) -> tuple[str, str, str, dict[str, list[str]]]:
         import urllib.parse
@@ -242,14 +239,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 repository, _, name = path.partition(kind)
                 return repository, kind.strip("/"), name, urllib.parse.parse_qs(url.query)
         return "", "", "", {}
-
-    def _answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for key, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
     def do_GET(self) -> None:
         repository, kind, name, _ = self._parts()
